@@ -1,0 +1,207 @@
+"""`AsyncSQLAlchemySaver`: runs plans on an `AsyncEngine`. Owns no SQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from . import migrations
+from .base import SaverBase
+from .errors import translated
+from .plans import Emit, Plan, Rows, Step
+
+T = TypeVar("T")
+
+
+class AsyncSQLAlchemySaver(SaverBase):
+    """LangGraph checkpoint saver on a SQLAlchemy `AsyncEngine` (asyncpg, psycopg,
+    aiosqlite). The engine is the caller's: the saver never disposes it."""
+
+    def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
+        super().__init__(engine.dialect.name, serde=serde)
+        self.engine = engine
+        # Single statements commit on their own: no BEGIN/COMMIT round trips.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls, url: str, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
+    ) -> AsyncIterator[AsyncSQLAlchemySaver]:
+        """A saver on an engine of its own, disposed on exit."""
+        engine = create_async_engine(url, **engine_kwargs)
+        try:
+            yield cls(engine, serde=serde)
+        finally:
+            await engine.dispose()
+
+    async def setup(self) -> None:
+        """Migrate the database to this package's head revision; safe at every start."""
+        self._remember_loop()
+        await migrations.aupgrade(self.engine)
+
+    # -- executing plans ---------------------------------------------------------
+
+    def _remember_loop(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+
+    def _connect(self, plan: Plan[Any]) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.engine.begin() if plan.atomic else self._autocommit.connect()
+
+    @staticmethod
+    async def _execute(conn: AsyncConnection, step: Step) -> Rows | None:
+        result = await conn.execute(step.statement, step.params)  # type: ignore[arg-type]
+        return result.mappings().all() if step.fetch else None
+
+    async def _run(self, plan: Plan[T]) -> T:
+        self._remember_loop()
+        steps = plan.steps
+        with translated():
+            async with self._connect(plan) as conn:
+                try:
+                    step = next(steps)
+                    while True:
+                        assert isinstance(step, Step)
+                        step = steps.send(await self._execute(conn, step))
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+
+    async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
+        """Run a plan that emits values; each statement on its own connection, so none
+        is held while the consumer works."""
+        self._remember_loop()
+        steps = plan.steps
+        rows: Rows | None = None
+        while True:
+            try:
+                item = steps.send(rows)
+            except StopIteration:
+                return
+            if isinstance(item, Emit):
+                rows = None
+                yield item.value
+                continue
+            with translated():
+                async with self._autocommit.connect() as conn:
+                    rows = await self._execute(conn, item)
+
+    # -- the async contract ------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        plan, next_config = self.plans.put(config, checkpoint, metadata, new_versions)
+        await self._run(plan)
+        return next_config
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._run(self.plans.put_writes(config, writes, task_id, task_path))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._run(self.plans.get_tuple(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        plan = self.plans.list(config, filter=filter, before=before, limit=limit)
+        async for item in self._stream(plan):
+            yield item
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._run(self.plans.delete_thread(thread_id))
+
+    # -- sync bridges: run on the saver's loop from another thread ---------------
+
+    def _bridge(self, coro: Coroutine[Any, Any, T], method: str) -> T:
+        loop = self.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or (running is not None and running is loop):
+            coro.close()
+            raise asyncio.InvalidStateError(
+                f"AsyncSQLAlchemySaver.{method.lstrip('a')}() was called from the event loop "
+                "thread, where waiting for its own loop would deadlock: use "
+                f"`await saver.{method}(...)` (or `await graph.ainvoke(...)`) there, or call "
+                "the sync method from another thread"
+                if loop is not None
+                else f"AsyncSQLAlchemySaver.{method.lstrip('a')}() needs the saver's event "
+                "loop: create the saver inside a running loop or await one of its methods "
+                "first, or use SQLAlchemySaver for synchronous code"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._bridge(self.aput(config, checkpoint, metadata, new_versions), "aput")
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._bridge(self.aput_writes(config, writes, task_id, task_path), "aput_writes")
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._bridge(self.aget_tuple(config), "aget_tuple")
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        items = self.alist(config, filter=filter, before=before, limit=limit)
+        while True:
+            try:
+                yield self._bridge(anext(items), "alist")  # type: ignore[arg-type]
+            except StopAsyncIteration:
+                return
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._bridge(self.adelete_thread(thread_id), "adelete_thread")
+
+
+__all__ = ["AsyncSQLAlchemySaver"]

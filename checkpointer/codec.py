@@ -1,0 +1,286 @@
+"""Checkpoints, metadata and writes to row values and back, through the saver's serde.
+
+Pure functions: no SQLAlchemy, no I/O. What goes where follows the official PostgreSQL
+saver so both can share a database: primitives stay inline in the checkpoint document,
+every other channel value is a blob row keyed by its channel version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_serializable_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
+
+EMPTY = "empty"
+"""Blob type of a channel that has a version but no value."""
+
+
+class CheckpointRow(TypedDict):
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    checkpoint: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class BlobRow(TypedDict):
+    thread_id: str
+    checkpoint_ns: str
+    channel: str
+    version: str
+    type: str
+    blob: bytes | None
+
+
+class WriteRow(TypedDict):
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    task_id: str
+    task_path: str
+    idx: int
+    channel: str
+    type: str | None
+    blob: bytes
+
+
+class Target(TypedDict):
+    """Which checkpoint a config points at; `checkpoint_id` None means the latest."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str | None
+
+
+def target(config: RunnableConfig | None, *, need_id: bool = False) -> Target:
+    """Read thread, namespace and checkpoint id from a config, naming what is missing."""
+    configurable = (config or {}).get("configurable")
+    if not isinstance(configurable, Mapping):
+        raise ValueError(
+            f'config must have a "configurable" mapping with a "thread_id" key, got {config!r}'
+        )
+    thread_id = configurable.get("thread_id")
+    if thread_id is None or thread_id == "":
+        raise ValueError(
+            'config["configurable"] has no "thread_id": pass {"configurable": {"thread_id": ...}}'
+        )
+    checkpoint_id = configurable.get("checkpoint_id") or None
+    if need_id and checkpoint_id is None:
+        raise ValueError('config["configurable"] has no "checkpoint_id"')
+    return Target(
+        thread_id=str(thread_id),
+        checkpoint_ns=str(configurable.get("checkpoint_ns") or ""),
+        checkpoint_id=None if checkpoint_id is None else str(checkpoint_id),
+    )
+
+
+def _is_inline(value: Any) -> bool:
+    """Whether a channel value can live in the JSON document itself."""
+    if value is None or isinstance(value, (bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)  # JSON has no NaN or infinity
+    if isinstance(value, str):
+        return "\x00" not in value  # PostgreSQL JSONB cannot hold NUL
+    return False
+
+
+def clean_json(value: Any, where: str = "metadata") -> Any:
+    """A JSON-storable copy of metadata: NUL characters stripped from every string
+    (PostgreSQL JSONB refuses them), keys sorted so equal documents compare equal as
+    text, tuples as lists. Anything JSON cannot hold raises `TypeError` naming it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} holds {value!r}, which JSON cannot store")
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for k in sorted(value, key=str):
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has a non-string key {k!r}")
+            out[k.replace("\x00", "")] = clean_json(value[k], f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(
+        f"{where} holds a {type(value).__name__}, which is not JSON: "
+        "checkpoint metadata must be JSON-serializable"
+    )
+
+
+def encode_metadata(config: RunnableConfig, metadata: CheckpointMetadata) -> dict[str, Any]:
+    return cast(
+        dict[str, Any],
+        clean_json(get_serializable_checkpoint_metadata(config, metadata)),
+    )
+
+
+def encode_checkpoint(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> tuple[CheckpointRow, list[BlobRow]]:
+    """The checkpoint row and the blob rows of the channels `new_versions` names."""
+    where = target(config)
+    document: dict[str, Any] = dict(checkpoint)
+    inline: dict[str, Any] = {}
+    blob_values: dict[str, Any] = {}
+    for channel, value in checkpoint["channel_values"].items():
+        if isinstance(value, _DeltaSnapshot):
+            blob_values[channel] = value
+            inline[channel] = True  # marker: the snapshot is in the blobs table
+        elif _is_inline(value):
+            inline[channel] = value
+        else:
+            blob_values[channel] = value
+    document["channel_values"] = inline
+    blobs: list[BlobRow] = []
+    for channel, version in new_versions.items():
+        if channel in blob_values:
+            type_, data = serde.dumps_typed(blob_values[channel])
+        elif channel in inline:
+            continue
+        else:
+            type_, data = EMPTY, None
+        blobs.append(
+            BlobRow(
+                thread_id=where["thread_id"],
+                checkpoint_ns=where["checkpoint_ns"],
+                channel=channel,
+                version=str(version),
+                type=type_,
+                blob=data,
+            )
+        )
+    row = CheckpointRow(
+        thread_id=where["thread_id"],
+        checkpoint_ns=where["checkpoint_ns"],
+        checkpoint_id=checkpoint["id"],
+        parent_checkpoint_id=where["checkpoint_id"],
+        checkpoint=document,
+        metadata=encode_metadata(config, metadata),
+    )
+    return row, blobs
+
+
+def encode_writes(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    writes: Sequence[tuple[str, Any]],
+    task_id: str,
+    task_path: str,
+) -> list[WriteRow]:
+    where = target(config, need_id=True)
+    rows = []
+    for idx, (channel, value) in enumerate(writes):
+        type_, data = serde.dumps_typed(value)
+        rows.append(
+            WriteRow(
+                thread_id=where["thread_id"],
+                checkpoint_ns=where["checkpoint_ns"],
+                checkpoint_id=cast(str, where["checkpoint_id"]),
+                task_id=task_id,
+                task_path=task_path,
+                idx=WRITES_IDX_MAP.get(channel, idx),
+                channel=channel,
+                type=type_,
+                blob=data,
+            )
+        )
+    return rows
+
+
+def next_version(current: str | int | float | None) -> str:
+    """`<32-digit counter>.<16-digit random>`: the official saver's format, so versions
+    written by either saver order the same way."""
+    import random
+
+    if current is None:
+        number = 0
+    elif isinstance(current, (int, float)):
+        number = int(current)
+    else:
+        number = int(current.split(".")[0])
+    return f"{number + 1:032}.{random.random():016}"
+
+
+def sort_writes(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(rows, key=lambda r: writes_sort_key(r["task_path"] or "", r["task_id"], r["idx"]))
+
+
+def decode_writes(
+    serde: SerializerProtocol, rows: Iterable[Mapping[str, Any]]
+) -> list[PendingWrite]:
+    """Pending writes in `writes_sort_key` order, the order LangGraph applies them."""
+    return [
+        (r["task_id"], r["channel"], serde.loads_typed((r["type"], r["blob"])))
+        for r in sort_writes(rows)
+    ]
+
+
+def decode_tuple(
+    serde: SerializerProtocol,
+    row: Mapping[str, Any],
+    blobs: Iterable[Mapping[str, Any]],
+    writes: Iterable[Mapping[str, Any]],
+    parent_sends: Iterable[Mapping[str, Any]] = (),
+) -> CheckpointTuple:
+    """A `CheckpointTuple` from its checkpoint row, the blob rows its versions name,
+    its writes, and (for checkpoints older than format 4) its parent's TASKS writes."""
+    document = dict(row["checkpoint"])
+    values = dict(document.get("channel_values") or {})
+    for blob in blobs:
+        if blob["type"] != EMPTY:
+            values[blob["channel"]] = serde.loads_typed((blob["type"], blob["blob"]))
+    document["channel_values"] = values
+    if document.get("v", 0) < 4 and row["parent_checkpoint_id"]:
+        sends = sort_writes(parent_sends)
+        if sends:
+            values[TASKS] = [serde.loads_typed((s["type"], s["blob"])) for s in sends]
+            versions = dict(document.get("channel_versions") or {})
+            versions[TASKS] = max(versions.values()) if versions else next_version(None)
+            document["channel_versions"] = versions
+    thread_id, ns = row["thread_id"], row["checkpoint_ns"]
+    parent = row["parent_checkpoint_id"]
+    return CheckpointTuple(
+        config=_config(thread_id, ns, row["checkpoint_id"]),
+        checkpoint=cast(Checkpoint, document),
+        metadata=cast(CheckpointMetadata, row["metadata"]),
+        parent_config=_config(thread_id, ns, parent) if parent else None,
+        pending_writes=decode_writes(serde, writes),
+    )
+
+
+def _config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def next_config(row: CheckpointRow) -> RunnableConfig:
+    return _config(row["thread_id"], row["checkpoint_ns"], row["checkpoint_id"])

@@ -1,0 +1,218 @@
+"""The few things that differ per database, and the only module that imports
+`sqlalchemy.dialects`.
+
+- Upserts: PostgreSQL and SQLite share `INSERT ... ON CONFLICT`; SQLite takes no
+  constraint name, so the conflict target is always the primary key's columns.
+- Batches: PostgreSQL takes a whole batch of rows as a few array parameters
+  (`unnest`), so a batch is one atomic statement of one shape; SQLite runs an
+  executemany inside a transaction.
+- Data-modifying CTEs: PostgreSQL writes blobs and their checkpoint in one statement;
+  SQLite needs two, in a transaction.
+- JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
+  filter (JSONB containment, served by a GIN index / `json_each` over top-level keys).
+
+A filter key is always a bound value, never part of the SQL text or of a JSON path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Integer,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
+from sqlalchemy.sql.dml import Insert
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What a database can do, decided once per dialect name."""
+
+    name: str
+    batch_as_arrays: bool
+    """A batch of rows is one statement with array parameters (atomic on its own)."""
+    cte_dml: bool
+    """Blobs and their checkpoint are written by one statement."""
+
+    def insert(self, table: Table) -> Any:
+        raise NotImplementedError(f"no upsert for dialect {self.name!r}")
+
+    def upsert(
+        self,
+        table: Table,
+        insert: Any,
+        update: list[str],
+        where: ColumnElement[bool] | None = None,
+    ) -> Insert:
+        """`insert` with `ON CONFLICT (primary key) DO UPDATE SET col = excluded.col`."""
+        return insert.on_conflict_do_update(  # type: ignore[no-any-return]
+            index_elements=list(table.primary_key.columns),
+            set_={name: insert.excluded[name] for name in update},
+            where=where,
+        )
+
+    def insert_or_ignore(self, table: Table, insert: Any) -> Insert:
+        return insert.on_conflict_do_nothing(  # type: ignore[no-any-return]
+            index_elements=list(table.primary_key.columns)
+        )
+
+    def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
+        """Rows `(key, value)` of a checkpoint document's `channel_versions`, as text."""
+        raise NotImplementedError
+
+    def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
+        """The document's `v` (format version) as an integer."""
+        raise NotImplementedError
+
+    def metadata_filter(
+        self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
+    ) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        """A clause true where the metadata holds every given top-level key with an
+        equal JSON value, and its parameters. The clause's shape depends only on the
+        keys' count and value kinds, so the compiled cache stays small."""
+        raise NotImplementedError
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (dict, list, tuple)):
+        return "container"
+    raise TypeError(f"metadata filter value {value!r} is not JSON")
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: how our metadata is stored, so equal documents are
+    equal texts on SQLite."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Postgres(Dialect):
+    def insert(self, table: Table) -> Any:
+        return postgresql.insert(table)
+
+    def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
+        return (
+            func.jsonb_each_text(document.op("->")(literal("channel_versions", Text)))
+            .table_valued("key", "value")
+            .lateral()
+        )
+
+    def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
+        return cast(document.op("->>", return_type=Text)(literal("v", Text)), Integer)
+
+    def metadata_filter(
+        self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
+    ) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        # Containment answers the whole filter from the GIN index; a container value
+        # must also be equal, not merely contain the given one.
+        params: dict[str, Any] = {f"{prefix}all": dict(filter)}
+        clauses: list[ColumnElement[bool]] = [
+            column.op("@>", return_type=postgresql.BOOLEAN)(bindparam(f"{prefix}all", type_=JSONB))
+        ]
+        for i, (key, value) in enumerate(filter.items()):
+            if _json_kind(value) == "container":
+                params[f"{prefix}k{i}"] = key
+                params[f"{prefix}v{i}"] = value
+                clauses.append(
+                    column.op("->", return_type=JSONB)(bindparam(f"{prefix}k{i}", type_=Text))
+                    == bindparam(f"{prefix}v{i}", type_=JSONB)
+                )
+        return and_(*clauses), params
+
+    @staticmethod
+    def text_array(name: str) -> Any:
+        return bindparam(name, type_=ARRAY(Text))
+
+    @staticmethod
+    def int_array(name: str) -> Any:
+        return bindparam(name, type_=ARRAY(Integer))
+
+    @staticmethod
+    def bytes_array(name: str) -> Any:
+        return bindparam(name, type_=ARRAY(BYTEA))
+
+
+class _Sqlite(Dialect):
+    def insert(self, table: Table) -> Any:
+        return sqlite.insert(table)
+
+    def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
+        # json_each may read columns of tables before it in FROM, like LATERAL.
+        return func.json_each(document, literal("$.channel_versions", Text)).table_valued(
+            "key", "value"
+        )
+
+    def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
+        return cast(func.json_extract(document, literal("$.v", Text)), Integer)
+
+    def metadata_filter(
+        self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
+    ) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        params: dict[str, Any] = {}
+        clauses = []
+        for i, (key, value) in enumerate(filter.items()):
+            each = func.json_each(column).table_valued("key", "type", "atom", "value")
+            k, v = f"{prefix}k{i}", f"{prefix}v{i}"
+            params[k] = key
+            kind = _json_kind(value)
+            match: ColumnElement[bool]
+            if kind in ("null", "true", "false"):
+                match = each.c.type == kind
+            elif kind == "number":
+                params[v] = value
+                match = and_(each.c.type.in_(("integer", "real")), each.c.atom == bindparam(v))
+            elif kind == "text":
+                params[v] = value
+                match = and_(each.c.type == "text", each.c.atom == bindparam(v))
+            else:
+                params[v] = canonical_json(value)
+                match = and_(
+                    each.c.type.in_(("object", "array")),
+                    each.c.value == func.json(bindparam(v, type_=Text)),
+                )
+            clauses.append(
+                exists(
+                    select(literal(1)).select_from(each).where(each.c.key == bindparam(k), match)
+                )
+            )
+        return and_(true(), *clauses), params
+
+
+@cache
+def for_name(name: str) -> Dialect:
+    """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
+    if name == "postgresql":
+        return _Postgres(name, batch_as_arrays=True, cte_dml=True)
+    if name == "sqlite":
+        return _Sqlite(name, batch_as_arrays=False, cte_dml=False)
+    raise NotImplementedError(
+        f"langgraph-checkpoint-sqlalchemy supports PostgreSQL and SQLite, not {name!r}"
+    )
+
+
+__all__ = ["Dialect", "canonical_json", "for_name"]

@@ -1,0 +1,37 @@
+"""One exception hierarchy, and the single place where driver errors are translated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError
+
+
+class CheckpointerError(Exception):
+    """Root of the errors this library raises on its own account."""
+
+
+class SchemaNotReadyError(CheckpointerError, RuntimeError):
+    """The database is not at the schema revision this package expects."""
+
+
+_MISSING_TABLE_MARKERS = ("no such table", "does not exist", "undefinedtable")
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Turn a driver's 'missing table' error into `SchemaNotReadyError` that says what to
+    run; every other error passes unchanged. The original stays as `__cause__`."""
+    try:
+        yield
+    except DBAPIError as error:
+        message = f"{type(error.orig).__name__} {error.orig}".lower()
+        if any(marker in message for marker in _MISSING_TABLE_MARKERS) and (
+            "checkpoint" in message
+        ):
+            raise SchemaNotReadyError(
+                "the checkpoint tables are missing: run `alembic upgrade head` (from this "
+                "package's alembic.ini) or `await saver.setup()` / `saver.setup()` first"
+            ) from error
+        raise

@@ -1,0 +1,76 @@
+"""The three Core tables of the storage contract, on one `MetaData`.
+
+Names, columns and primary keys match the tables langgraph-checkpoint-postgres 3.x
+creates, so either saver can read and write a PostgreSQL database the other wrote.
+Constraint and index names follow PostgreSQL's own defaults (`<table>_pkey`), so
+Alembic's comparison with a database created by the official saver finds no drift.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Index, Integer, LargeBinary, MetaData, Table, Text, text
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "%(table_name)s_pkey",
+        "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+    }
+)
+"""The `MetaData` holding our tables: pass it to Alembic or exclude it from your own."""
+
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("thread_id", Text, primary_key=True),
+    Column("checkpoint_ns", Text, primary_key=True, server_default=""),
+    Column("checkpoint_id", Text, primary_key=True),
+    Column("parent_checkpoint_id", Text, nullable=True),
+    Column("type", Text, nullable=True),
+    Column("checkpoint", JsonDocument, nullable=False),
+    Column("metadata", JsonDocument, nullable=False, server_default=text("'{}'")),
+)
+
+checkpoint_blobs = Table(
+    "checkpoint_blobs",
+    metadata,
+    Column("thread_id", Text, primary_key=True),
+    Column("checkpoint_ns", Text, primary_key=True, server_default=""),
+    Column("channel", Text, primary_key=True),
+    Column("version", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("blob", Blob, nullable=True),
+)
+
+checkpoint_writes = Table(
+    "checkpoint_writes",
+    metadata,
+    Column("thread_id", Text, primary_key=True),
+    Column("checkpoint_ns", Text, primary_key=True, server_default=""),
+    Column("checkpoint_id", Text, primary_key=True),
+    Column("task_id", Text, primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("channel", Text, nullable=False),
+    Column("type", Text, nullable=True),
+    Column("blob", Blob, nullable=False),
+    Column("task_path", Text, nullable=False, server_default=""),
+)
+
+# The run id of a checkpoint, as an expression whose key is a constant in the SQL text:
+# PostgreSQL matches an expression index only against the same expression, and a bound
+# key (`metadata ->> $1`) would not match it under a generic plan.
+run_id = checkpoints.c.metadata.op("->>", return_type=Text)(text("'run_id'"))
+
+# PostgreSQL-only indexes (SQLite has no GIN, and its embedded use keeps tables small):
+# metadata filters (`alist(filter=...)`) use JSONB containment, served by a GIN index;
+# `delete_for_runs` finds checkpoints by run id through an expression index.
+Index(
+    "checkpoints_metadata_idx",
+    checkpoints.c.metadata,
+    postgresql_using="gin",
+    postgresql_ops={"metadata": "jsonb_path_ops"},
+).ddl_if(dialect="postgresql")
+Index("checkpoints_run_id_idx", run_id).ddl_if(dialect="postgresql")

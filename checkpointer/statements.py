@@ -1,0 +1,264 @@
+"""Core constructs for every operation, built once per dialect and executed with bound
+parameters, so SQLAlchemy's compiled cache is hit on every call.
+
+Identifiers come from `schema`; values are always bound. Reads return rows, never
+aggregates: one statement answers a page of checkpoints with their blobs and writes as
+a `UNION ALL` of tagged rows (`kind` is `c` checkpoint, `b` blob, `w` write, `s` a
+pre-format-4 parent's pending send), which `plans` groups back per checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+from langgraph.checkpoint.serde.types import TASKS
+from sqlalchemy import (
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    literal,
+    null,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.sql.expression import CompoundSelect, Delete, Insert
+
+from . import schema
+from .dialects import Dialect, for_name
+
+cp, blobs, writes = schema.checkpoints, schema.checkpoint_blobs, schema.checkpoint_writes
+
+BLOB_COLUMNS = ["thread_id", "checkpoint_ns", "channel", "version", "type", "blob"]
+WRITE_COLUMNS = [
+    "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "task_path", "idx",
+    "channel", "type", "blob",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PageShape:
+    """Which filters a page of checkpoints has (not their values): one shape, one
+    compiled statement."""
+
+    thread: bool = False
+    namespace: bool = False
+    checkpoint_id: bool = False
+    before: bool = False
+    after_key: bool = False
+    limit: bool = False
+    latest: bool = False
+
+
+class Statements:
+    """The statements of one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    # -- writing -----------------------------------------------------------------
+
+    @cached_property
+    def put_blobs(self) -> Insert:
+        """Insert-or-ignore one blob row (executemany); a version's value never changes."""
+        d = self.dialect
+        return d.insert_or_ignore(blobs, d.insert(blobs))
+
+    @cached_property
+    def put_checkpoint(self) -> Insert:
+        """Upsert one checkpoint row; with `cte_dml`, its blob rows in the same statement,
+        as arrays (`b_channel`, `b_version`, `b_type`, `b_blob`, with `b_thread_id` and
+        `b_checkpoint_ns`)."""
+        d = self.dialect
+        stmt = d.upsert(cp, d.insert(cp), ["checkpoint", "metadata"])
+        if not d.cte_dml:
+            return stmt
+        values = self._unnest(("channel", "version", "type"), ("blob",), prefix="b_")
+        blob_insert = d.insert(blobs).from_select(
+            BLOB_COLUMNS,
+            select(
+                bindparam("b_thread_id", type_=Text),
+                bindparam("b_checkpoint_ns", type_=Text),
+                values.c.channel,
+                values.c.version,
+                values.c.type,
+                values.c.blob,
+            ),
+        )
+        return stmt.add_cte(d.insert_or_ignore(blobs, blob_insert).cte("stored_blobs"))
+
+    @cached_property
+    def put_writes(self) -> Insert:
+        """Store a task's writes: special writes (negative idx) replace, others are kept
+        if already there. With `batch_as_arrays`, one statement for the whole batch."""
+        d = self.dialect
+        if d.batch_as_arrays:
+            values = self._unnest(
+                ("task_id", "task_path", "channel", "type"), ("blob",), ("idx",), prefix="w_"
+            )
+            insert = d.insert(writes).from_select(
+                WRITE_COLUMNS,
+                select(
+                    bindparam("thread_id", type_=Text),
+                    bindparam("checkpoint_ns", type_=Text),
+                    bindparam("checkpoint_id", type_=Text),
+                    values.c.task_id,
+                    values.c.task_path,
+                    values.c.idx,
+                    values.c.channel,
+                    values.c.type,
+                    values.c.blob,
+                ),
+            )
+        else:
+            insert = d.insert(writes)
+        return d.upsert(
+            writes, insert, ["channel", "type", "blob", "task_path"], where=insert.excluded.idx < 0
+        )
+
+    def _unnest(
+        self,
+        texts: tuple[str, ...],
+        binaries: tuple[str, ...] = (),
+        integers: tuple[str, ...] = (),
+        *,
+        prefix: str,
+    ) -> Any:
+        from sqlalchemy import func
+        from sqlalchemy.dialects.postgresql import ARRAY, BYTEA
+
+        names = [*texts, *binaries, *integers]
+        arrays = (
+            [bindparam(prefix + n, type_=ARRAY(Text)) for n in texts]
+            + [bindparam(prefix + n, type_=ARRAY(BYTEA)) for n in binaries]
+            + [bindparam(prefix + n, type_=ARRAY(Integer)) for n in integers]
+        )
+        return func.unnest(*arrays).table_valued(*names).render_derived(name="batch")
+
+    # -- deleting ----------------------------------------------------------------
+
+    @cached_property
+    def delete_thread(self) -> tuple[Delete, ...]:
+        return tuple(
+            delete(t).where(t.c.thread_id == bindparam("thread_id")) for t in (writes, blobs, cp)
+        )
+
+    # -- reading -----------------------------------------------------------------
+
+    def page(self, shape: PageShape, filter_clause: Any = None) -> Select[Any]:
+        """The checkpoint rows of one page, newest first (ties broken by thread and
+        namespace, so keyset pagination is exact)."""
+        q = select(cp)
+        if shape.thread:
+            q = q.where(cp.c.thread_id == bindparam("thread_id"))
+        if shape.namespace:
+            q = q.where(cp.c.checkpoint_ns == bindparam("checkpoint_ns"))
+        if shape.checkpoint_id:
+            q = q.where(cp.c.checkpoint_id == bindparam("checkpoint_id"))
+        if shape.before:
+            q = q.where(cp.c.checkpoint_id < bindparam("before"))
+        if shape.after_key:
+            q = q.where(
+                tuple_(cp.c.checkpoint_id, cp.c.thread_id, cp.c.checkpoint_ns)
+                < tuple_(bindparam("key_id"), bindparam("key_thread"), bindparam("key_ns"))
+            )
+        if filter_clause is not None:
+            q = q.where(filter_clause)
+        if shape.latest:
+            return q.order_by(cp.c.checkpoint_id.desc()).limit(1)
+        q = q.order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id.desc(), cp.c.checkpoint_ns.desc())
+        if shape.limit:
+            q = q.limit(bindparam("limit", type_=Integer))
+        return q
+
+    def read(self, page: Select[Any]) -> CompoundSelect:
+        """A page of checkpoints with, as rows, the blobs their versions name, their
+        pending writes, and the parents' pending sends of pre-format-4 checkpoints."""
+        d = self.dialect
+        p = page.cte("page")
+        versions = d.channel_versions(p.c.checkpoint)
+        wanted = (
+            select(p.c.thread_id, p.c.checkpoint_ns, versions.c.key, cast(versions.c.value, Text))
+            .select_from(p)
+            .join(versions, true())
+        )
+        blob_key = tuple_(
+            blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version
+        )
+        write_key = tuple_(writes.c.thread_id, writes.c.checkpoint_ns, writes.c.checkpoint_id)
+        old_parents = select(p.c.thread_id, p.c.checkpoint_ns, p.c.parent_checkpoint_id).where(
+            p.c.parent_checkpoint_id.is_not(None), d.checkpoint_format(p.c.checkpoint) < 4
+        )
+        write_columns = {n: writes.c[n] for n in _ROW_COLUMNS if n in writes.c}
+        return union_all(
+            _tagged("c", {n: p.c[n] for n in _ROW_COLUMNS if n in p.c and n != "type"}),
+            _tagged("b", {n: blobs.c[n] for n in _ROW_COLUMNS if n in blobs.c}).where(
+                blob_key.in_(wanted)
+            ),
+            _tagged("w", write_columns).where(
+                write_key.in_(select(p.c.thread_id, p.c.checkpoint_ns, p.c.checkpoint_id))
+            ),
+            _tagged("s", write_columns).where(
+                writes.c.channel == literal(TASKS, Text), write_key.in_(old_parents)
+            ),
+        )
+
+    @cached_property
+    def get_latest(self) -> CompoundSelect:
+        return self.read(self.page(PageShape(thread=True, namespace=True, latest=True)))
+
+    @cached_property
+    def get_by_id(self) -> CompoundSelect:
+        return self.read(self.page(PageShape(thread=True, namespace=True, checkpoint_id=True)))
+
+    def list_page(
+        self, shape: PageShape, filter: Mapping[str, Any] | None
+    ) -> tuple[CompoundSelect, dict[str, Any]]:
+        if not filter:
+            return self._list_page(shape), {}
+        clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, "f_")
+        return self.read(self.page(shape, clause)), params
+
+    @cache  # noqa: B019 - one Statements per dialect, kept for the process
+    def _list_page(self, shape: PageShape) -> CompoundSelect:
+        return self.read(self.page(shape))
+
+
+_ROW_COLUMNS = {
+    "thread_id": Text,
+    "checkpoint_ns": Text,
+    "checkpoint_id": Text,
+    "parent_checkpoint_id": Text,
+    "checkpoint": schema.JsonDocument,
+    "metadata": schema.JsonDocument,
+    "channel": Text,
+    "version": Text,
+    "type": Text,
+    "blob": schema.Blob,
+    "task_id": Text,
+    "task_path": Text,
+    "idx": Integer,
+}
+"""The columns of a read's tagged rows; a row leaves NULL what its kind lacks."""
+
+
+def _tagged(kind: str, columns: Mapping[str, Any]) -> Select[Any]:
+    return select(
+        literal(kind, Text).label("kind"),
+        *(
+            (columns[name] if name in columns else cast(null(), type_)).label(name)
+            for name, type_ in _ROW_COLUMNS.items()
+        ),
+    )
+
+
+@cache
+def for_dialect(name: str) -> Statements:
+    return Statements(for_name(name))
