@@ -4,11 +4,13 @@ from .aio import AsyncSQLAlchemySaver
 from .errors import CheckpointerError, SchemaNotReadyError
 from .migrations import VERSION_TABLE
 from .schema import metadata
+from .sync import SQLAlchemySaver
 
 __all__ = [
     "VERSION_TABLE",
     "AsyncSQLAlchemySaver",
     "CheckpointerError",
+    "SQLAlchemySaver",
     "SchemaNotReadyError",
     "metadata",
 ]

@@ -68,7 +68,7 @@ class AsyncSQLAlchemySaver(SaverBase):
     @staticmethod
     async def _execute(conn: AsyncConnection, step: Step) -> Rows | None:
         result = await conn.execute(step.statement, step.params)  # type: ignore[arg-type]
-        return result.mappings().all() if step.fetch else None
+        return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
     async def _run(self, plan: Plan[T]) -> T:
         self._remember_loop()
@@ -135,7 +135,7 @@ class AsyncSQLAlchemySaver(SaverBase):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        plan = self.plans.list(config, filter=filter, before=before, limit=limit)
+        plan = self.plans.list_checkpoints(config, filter=filter, before=before, limit=limit)
         async for item in self._stream(plan):
             yield item
 

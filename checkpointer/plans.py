@@ -21,7 +21,6 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import RowMapping
 from sqlalchemy.sql.base import Executable
 
 from . import codec
@@ -50,7 +49,8 @@ class Emit:
     value: Any
 
 
-Rows = Sequence[RowMapping]
+Rows = Sequence[Mapping[str, Any]]
+"""Rows as mappings by column name (`Result.mappings()`)."""
 Steps = Generator[Step | Emit, Rows | None, T]
 
 
@@ -130,7 +130,7 @@ class Planner:
         tuples = self.decode(rows or ())
         return tuples[0] if tuples else None
 
-    def list(
+    def list_checkpoints(
         self,
         config: RunnableConfig | None,
         *,
@@ -185,7 +185,7 @@ class Planner:
             return
         first, filter_params = self.statements.list_page(PageShape(**shape, limit=True), filter)
         rest, _ = self.statements.list_page(PageShape(**shape, limit=True, after_key=True), filter)
-        statement, key = first, {}
+        statement, key = first, dict[str, str]()
         while True:
             page_params = {**params, **filter_params, **key, "limit": LIST_CHUNK}
             rows = yield Step(statement, page_params, True)
@@ -204,9 +204,9 @@ class Planner:
 
     def decode(self, rows: Rows) -> list[CheckpointTuple]:
         """Group a read's tagged rows back into checkpoint tuples, newest first."""
-        checkpoints: list[RowMapping] = []
-        blob_rows: dict[tuple[str, str, str, str], RowMapping] = {}
-        writes: dict[tuple[str, str, str], list[RowMapping]] = defaultdict(list)
+        checkpoints: list[Mapping[str, Any]] = []
+        blob_rows: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
+        writes: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
         for r in rows:
             kind = r["kind"]
             if kind == "c":
@@ -214,7 +214,7 @@ class Planner:
             elif kind == "b":
                 blob_rows[(r["thread_id"], r["checkpoint_ns"], r["channel"], r["version"])] = r
             else:
-                writes[(kind, r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"])].append(r)  # type: ignore[index]
+                writes[(kind, r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"])].append(r)
         checkpoints.sort(
             key=lambda r: (r["checkpoint_id"], r["thread_id"], r["checkpoint_ns"]), reverse=True
         )
@@ -232,8 +232,8 @@ class Planner:
                     self.serde,
                     c,
                     blobs,
-                    writes.get(("w", thread_id, ns, c["checkpoint_id"]), ()),  # type: ignore[arg-type]
-                    writes.get(("s", thread_id, ns, c["parent_checkpoint_id"]), ()),  # type: ignore[arg-type]
+                    writes.get(("w", thread_id, ns, c["checkpoint_id"]), ()),
+                    writes.get(("s", thread_id, ns, c["parent_checkpoint_id"]), ()),
                 )
             )
         return out

@@ -178,7 +178,7 @@ class Statements:
             q = q.limit(bindparam("limit", type_=Integer))
         return q
 
-    def read(self, page: Select[Any]) -> CompoundSelect:
+    def read(self, page: Select[Any]) -> CompoundSelect[Any]:
         """A page of checkpoints with, as rows, the blobs their versions name, their
         pending writes, and the parents' pending sends of pre-format-4 checkpoints."""
         d = self.dialect
@@ -211,27 +211,27 @@ class Statements:
         )
 
     @cached_property
-    def get_latest(self) -> CompoundSelect:
+    def get_latest(self) -> CompoundSelect[Any]:
         return self.read(self.page(PageShape(thread=True, namespace=True, latest=True)))
 
     @cached_property
-    def get_by_id(self) -> CompoundSelect:
+    def get_by_id(self) -> CompoundSelect[Any]:
         return self.read(self.page(PageShape(thread=True, namespace=True, checkpoint_id=True)))
 
     def list_page(
         self, shape: PageShape, filter: Mapping[str, Any] | None
-    ) -> tuple[CompoundSelect, dict[str, Any]]:
+    ) -> tuple[CompoundSelect[Any], dict[str, Any]]:
         if not filter:
             return self._list_page(shape), {}
         clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, "f_")
         return self.read(self.page(shape, clause)), params
 
     @cache  # noqa: B019 - one Statements per dialect, kept for the process
-    def _list_page(self, shape: PageShape) -> CompoundSelect:
+    def _list_page(self, shape: PageShape) -> CompoundSelect[Any]:
         return self.read(self.page(shape))
 
 
-_ROW_COLUMNS = {
+_ROW_COLUMNS: dict[str, Any] = {
     "thread_id": Text,
     "checkpoint_ns": Text,
     "checkpoint_id": Text,
@@ -250,7 +250,7 @@ _ROW_COLUMNS = {
 
 
 def _tagged(kind: str, columns: Mapping[str, Any]) -> Select[Any]:
-    return select(
+    return select(  # type: ignore[no-any-return]
         literal(kind, Text).label("kind"),
         *(
             (columns[name] if name in columns else cast(null(), type_)).label(name)
