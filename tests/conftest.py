@@ -8,19 +8,18 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver
 from checkpointer.migrations import upgrade
 
-from .pg_server import server_url
+from .pg_server import database_url
 
 DIALECTS = ["postgresql", "sqlite"]
 
 
 def _admin_url() -> str:
-    return f"{server_url()}/postgres"
+    return database_url("postgres", "psycopg").render_as_string(hide_password=False)
 
 
 def _create_database(name: str, template: str | None = None) -> None:
@@ -39,7 +38,7 @@ def drop_database(name: str) -> None:
 
 
 def pg_database_url(name: str, driver: str = "asyncpg") -> str:
-    return str(make_url(f"{server_url()}/{name}").set(drivername=f"postgresql+{driver}"))
+    return database_url(name, driver).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
