@@ -79,8 +79,8 @@ async def run_turns(url: str, questions: list[str]) -> State:
     async with AsyncSQLAlchemySaver.from_conn_string(url) as saver:
         await saver.setup()  # idempotent: migrates to head on first use only
         graph = build().compile(checkpointer=saver)
-        before = await graph.aget_state(THREAD)
-        print(f"  opened the saver: the thread holds {len(before.values.get('messages', []))} messages")
+        held = (await graph.aget_state(THREAD)).values.get("messages", [])
+        print(f"  opened the saver: the thread holds {len(held)} messages")
         for question in questions:
             await graph.ainvoke({"messages": [HumanMessage(question)]}, THREAD)
             print(f"  you: {question}")
