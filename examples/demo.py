@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from sqlalchemy.engine import make_url
@@ -25,7 +26,7 @@ from typing_extensions import TypedDict
 from checkpointer import AsyncSQLAlchemySaver
 from checkpointer.migrations import URL_ENV
 
-THREAD = {"configurable": {"thread_id": "demo-customer-42"}}
+THREAD: RunnableConfig = {"configurable": {"thread_id": "demo-customer-42"}}
 ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
@@ -75,17 +76,18 @@ def database_url() -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def run_turns(url: str, questions: list[str]) -> State:
+async def run_turns(url: str, questions: list[str]) -> dict[str, Any]:
     async with AsyncSQLAlchemySaver.from_conn_string(url) as saver:
         await saver.setup()  # idempotent: migrates to head on first use only
         graph = build().compile(checkpointer=saver)
         held = (await graph.aget_state(THREAD)).values.get("messages", [])
         print(f"  opened the saver: the thread holds {len(held)} messages")
         for question in questions:
-            await graph.ainvoke({"messages": [HumanMessage(question)]}, THREAD)
+            turn: Any = {"messages": [HumanMessage(question)]}
+            await graph.ainvoke(turn, THREAD)
             print(f"  you: {question}")
             print(f"  bot: {(await graph.aget_state(THREAD)).values['messages'][-1].content}")
-        return State(**(await graph.aget_state(THREAD)).values)  # type: ignore[typeddict-item]
+        return dict((await graph.aget_state(THREAD)).values)
 
 
 async def main() -> None:
