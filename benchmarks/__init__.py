@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of our saver and the official AsyncPostgresSaver (issue 6)."""

@@ -1,0 +1,46 @@
+"""`python -m benchmarks [--quick]`: our async saver against the official
+`AsyncPostgresSaver`, side by side on the same PostgreSQL, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from . import report, workloads
+from .harness import Metric, sides
+
+
+async def main(quick: bool, only: set[str] | None) -> int:
+    rounds = 2 if quick else 5
+    started = time.perf_counter()
+    metrics: list[Metric] = []
+    extra: dict[str, object] = {}
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
+    async with sides("main") as (ours, official):
+        extra["statements"] = await workloads.statement_counts(ours)
+        report.print_counts(extra["statements"])  # type: ignore[arg-type]
+        if wanted("agent"):
+            metrics += await workloads.agent_workload(ours, official, quick, rounds)
+            report.print_metrics(metrics[-2:])
+    elapsed = time.perf_counter() - started
+    await report.write(metrics, extra, quick=quick, elapsed=elapsed)
+    return 0
+
+
+def cli() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, two rounds")
+    parser.add_argument(
+        "--only", action="append", help="run only these workloads (repeatable)", default=None
+    )
+    args = parser.parse_args()
+    return asyncio.run(main(args.quick, set(args.only) if args.only else None))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

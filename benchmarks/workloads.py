@@ -1,0 +1,267 @@
+"""The workloads of issue 6, each run on both savers through the public async API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import asyncpg
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, Checkpoint, CheckpointTuple
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from sqlalchemy import event
+
+from .harness import Metric, Side, alternate, percentile, server_dsn
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog while the checkpoint saver keeps "
+    "every step of the conversation durable, ordered and cheap to read back. "
+)
+
+
+def message(step: int, i: int, human: bool) -> Any:
+    """A ~300-byte chat message."""
+    content = (f"step {step} message {i}: " + TEXT * 3)[:300]
+    cls = HumanMessage if human else AIMessage
+    return cls(content=content, id=f"m-{step}-{i}")
+
+
+def config(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+    configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id is not None:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+# -- agent step ------------------------------------------------------------------
+
+
+async def agent_step(saver: BaseCheckpointSaver[Any], thread_id: str, step: int) -> None:
+    """One agent step: read the latest checkpoint, write the next one (messages grow by
+    two, a counter, a settings dict written once), then three pending writes."""
+    latest = await saver.aget_tuple(config(thread_id))
+    values: dict[str, Any]
+    if latest is None:
+        parent = config(thread_id)
+        values, versions = {"messages": []}, {}
+    else:
+        parent = latest.config
+        values = latest.checkpoint["channel_values"]
+        versions = dict(latest.checkpoint["channel_versions"])
+    messages = [*values.get("messages", ()), message(step, 0, True), message(step, 1, False)]
+    changed = ["messages", "counter"] + ([] if "settings" in versions else ["settings"])
+    new_versions = {ch: saver.get_next_version(versions.get(ch), None) for ch in changed}
+    versions.update(new_versions)
+    checkpoint: Checkpoint = {
+        "v": 4,
+        "id": str(uuid6(clock_seq=step)),
+        "ts": datetime.now(timezone.utc).isoformat(),
+        "channel_values": {
+            "messages": messages,
+            "counter": step,
+            "settings": {"model": "gpt-x", "temperature": 0.2, "tools": ["search", "calc"]},
+        },
+        "channel_versions": versions,
+        "versions_seen": {"agent": {ch: versions[ch] for ch in changed}},
+        "updated_channels": changed,
+    }
+    metadata = {"source": "loop", "step": step, "parents": {}, "user_id": thread_id[:12]}
+    next_config = await saver.aput(parent, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
+    await saver.aput_writes(
+        next_config,
+        [("messages", [message(step, 2, False)]), ("counter", step + 1), ("route", "agent")],
+        task_id=str(uuid.uuid4()),
+    )
+
+
+async def run_agent_steps(
+    saver: BaseCheckpointSaver[Any], threads: int, steps: int, concurrency: int
+) -> float:
+    """Steps per second for `threads` threads of `steps` steps, `concurrency` at once."""
+    ids = [f"agent-{uuid.uuid4().hex}" for _ in range(threads)]
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for t in ids:
+        queue.put_nowait(t)
+
+    async def worker() -> None:
+        while not queue.empty():
+            thread_id = queue.get_nowait()
+            for step in range(steps):
+                await agent_step(saver, thread_id, step)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return threads * steps / (time.perf_counter() - start)
+
+
+def at_least(x: float) -> Any:
+    return lambda m: m.ratio >= x
+
+
+def at_most(x: float) -> Any:
+    return lambda m: m.ratio <= x
+
+
+async def agent_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
+    shapes = {1: (2, 10) if quick else (4, 25), 16: (16, 6) if quick else (16, 20)}
+    metrics = {
+        f"c{c}": Metric(
+            "agent step",
+            f"steps/s, concurrency {c} ({t} threads x {s} steps)",
+            "steps/s",
+            True,
+            f">= {1.0 if c == 1 else 3.0}x",
+            check=at_least(1.0 if c == 1 else 3.0),
+        )
+        for c, (t, s) in shapes.items()
+    }
+    # warm both sides (connections, compiled caches, prepared statements)
+    for side in (ours, official):
+        await run_agent_steps(side.saver, 2, 3, 2)
+
+    async def measure(side: Side, _: int) -> dict[str, float]:
+        return {f"c{c}": await run_agent_steps(side.saver, t, s, c) for c, (t, s) in shapes.items()}
+
+    await alternate(rounds, ours, official, measure, metrics)
+    return list(metrics.values())
+
+
+# -- statement counts --------------------------------------------------------------
+
+
+async def statement_counts(ours: Side) -> dict[str, int]:
+    """Statements our saver sends per call (SQLAlchemy cursor events, which do not see
+    transaction control)."""
+    assert ours.engine is not None
+    counted: list[str] = []
+
+    def count(*args: Any) -> None:
+        counted.append(args[2])
+
+    saver = ours.saver
+    thread_id = f"count-{uuid.uuid4().hex}"
+    await agent_step(saver, thread_id, 0)  # warm
+    out: dict[str, int] = {}
+    event.listen(ours.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        latest = await saver.aget_tuple(config(thread_id))
+        out["aget_tuple (latest)"] = len(counted)
+        assert latest is not None
+        counted.clear()
+        await saver.aget_tuple(latest.config)
+        out["aget_tuple (by id)"] = len(counted)
+        counted.clear()
+        checkpoint = dict(latest.checkpoint)
+        checkpoint["id"] = str(uuid6(clock_seq=1))
+        versions = dict(checkpoint["channel_versions"])
+        new_versions = {"messages": saver.get_next_version(versions["messages"], None)}
+        versions.update(new_versions)
+        checkpoint["channel_versions"] = versions
+        next_config = await saver.aput(latest.config, checkpoint, {"step": 1}, new_versions)  # type: ignore[arg-type]
+        out["aput"] = len(counted)
+        counted.clear()
+        await saver.aput_writes(next_config, [("a", 1), ("b", [2]), ("c", {"x": 3})], "task")
+        out["aput_writes (3 writes)"] = len(counted)
+        counted.clear()
+        _ = [t async for t in saver.alist(config(thread_id), limit=10)]
+        out["alist(thread, limit=10)"] = len(counted)
+    finally:
+        event.remove(ours.engine.sync_engine, "before_cursor_execute", count)
+    return out
+
+
+# -- bulk population (deep threads, search) ------------------------------------------
+
+SERDE = JsonPlusSerializer()
+
+
+@dataclass
+class Population:
+    checkpoints: list[tuple[Any, ...]]
+    blobs: list[tuple[Any, ...]]
+    writes: list[tuple[Any, ...]]
+
+
+def thread_rows(
+    thread_id: str, count: int, *, user_id: str, writes: bool = True
+) -> tuple[Population, list[str]]:
+    """Rows of a `count`-checkpoint thread laid out as both savers store it: a counter
+    inline, a small `messages` blob per checkpoint, three writes per checkpoint."""
+    pop = Population([], [], [])
+    ids: list[str] = []
+    parent: str | None = None
+    version = 0
+    for i in range(count):
+        cid = str(uuid6(clock_seq=i))
+        ids.append(cid)
+        version += 1
+        v = f"{version:032}.{random.random():016}"
+        doc = {
+            "v": 4,
+            "id": cid,
+            "ts": datetime.now(timezone.utc).isoformat(),
+            "channel_values": {"counter": i},
+            "channel_versions": {"messages": v, "counter": v},
+            "versions_seen": {"agent": {"messages": v}},
+            "updated_channels": ["messages", "counter"],
+        }
+        meta = {"source": "loop", "step": i, "parents": {}, "user_id": user_id}
+        pop.checkpoints.append(
+            (thread_id, "", cid, parent, None, json.dumps(doc), json.dumps(meta))
+        )
+        type_, blob = SERDE.dumps_typed([f"message {i} of {thread_id}", {"role": "ai"}])
+        pop.blobs.append((thread_id, "", "messages", v, type_, blob))
+        if writes:
+            task = str(uuid.uuid4())
+            for idx, (ch, value) in enumerate((("messages", "hi"), ("counter", i), ("r", None))):
+                t, b = SERDE.dumps_typed(value)
+                pop.writes.append((thread_id, "", cid, task, idx, ch, t, b, ""))
+        parent = cid
+    return pop, ids
+
+
+async def load(side: Side, pops: Sequence[Population]) -> None:
+    """COPY rows straight into a side's tables (same layout on both), then ANALYZE."""
+    conn = await asyncpg.connect(server_dsn(side.database))
+    try:
+        columns = {
+            "checkpoints": [
+                "thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id",
+                "type", "checkpoint", "metadata",
+            ],
+            "checkpoint_blobs": ["thread_id", "checkpoint_ns", "channel", "version", "type", "blob"],
+            "checkpoint_writes": [
+                "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", "channel",
+                "type", "blob", "task_path",
+            ],
+        }  # fmt: skip
+        for pop in pops:
+            for table, rows in (
+                ("checkpoints", pop.checkpoints),
+                ("checkpoint_blobs", pop.blobs),
+                ("checkpoint_writes", pop.writes),
+            ):
+                if rows:
+                    await conn.copy_records_to_table(table, records=rows, columns=columns[table])
+        await conn.execute("ANALYZE checkpoints, checkpoint_blobs, checkpoint_writes")
+    finally:
+        await conn.close()
+
+
+async def lap(call: Any, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await call()
+        out.append((time.perf_counter() - start) * 1e6)
+    return out
