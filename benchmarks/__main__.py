@@ -27,6 +27,13 @@ async def main(quick: bool, only: set[str] | None) -> int:
         if wanted("agent"):
             metrics += await workloads.agent_workload(ours, official, quick, rounds)
             report.print_metrics(metrics[-2:])
+        if wanted("deep"):
+            metrics += await workloads.deep_workload(ours, official, quick, rounds)
+            report.print_metrics(metrics[-6:])
+        if wanted("search"):
+            metrics += await workloads.search_workload(ours, official, quick, rounds, extra)
+            report.print_metrics(metrics[-3:])
+            print(extra["filter plan (ours)"], flush=True)
     elapsed = time.perf_counter() - started
     await report.write(metrics, extra, quick=quick, elapsed=elapsed)
     return 0

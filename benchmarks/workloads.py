@@ -265,3 +265,166 @@ async def lap(call: Any, n: int) -> list[float]:
         await call()
         out.append((time.perf_counter() - start) * 1e6)
     return out
+
+
+# -- deep threads ------------------------------------------------------------------
+
+
+async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
+    """`aget_tuple` latest and by id on threads of 10, 1,000 and 10,000 checkpoints."""
+    depths = (10, 1_000, 10_000)
+    calls = 30 if quick else 100
+    threads: dict[int, tuple[str, list[str]]] = {}
+    pops = []
+    for depth in depths:
+        thread_id = f"deep-{depth}-{uuid.uuid4().hex[:8]}"
+        pop, ids = thread_rows(thread_id, depth, user_id=f"deep-{depth}")
+        pops.append(pop)
+        threads[depth] = (thread_id, ids)
+    for side in (ours, official):
+        await load(side, pops)
+
+    metrics: dict[str, Metric] = {}
+    for kind in ("latest", "by id"):
+        for depth in depths:
+            metrics[f"{kind} {depth}"] = Metric(
+                "deep threads",
+                f"aget_tuple {kind} p50, {depth:,} checkpoints",
+                "us",
+                False,
+            )
+    rng = random.Random(6)
+
+    async def measure(side: Side, _: int) -> dict[str, float]:
+        saver = side.saver
+        out: dict[str, float] = {}
+        for depth in depths:
+            thread_id, ids = threads[depth]
+            latest = config(thread_id)
+            await saver.aget_tuple(latest)  # warm
+            out[f"latest {depth}"] = percentile(
+                await lap(lambda latest=latest: saver.aget_tuple(latest), calls), 0.5
+            )
+            picks = [config(thread_id, rng.choice(ids)) for _ in range(calls)]
+            it = iter(picks)
+            out[f"by id {depth}"] = percentile(
+                await lap(lambda: saver.aget_tuple(next(it)), calls), 0.5
+            )
+        return out
+
+    await alternate(rounds, ours, official, measure, metrics)
+    # Target: p50 at 10,000 within 1.2x of p50 at 10 (ours).
+    for kind in ("latest", "by id"):
+        deep, shallow = metrics[f"{kind} {depths[-1]}"], metrics[f"{kind} {depths[0]}"]
+        growth = deep.ours.median / shallow.ours.median
+        official_growth = deep.official.median / shallow.official.median
+        deep.target = "p50(10,000) <= 1.2x p50(10)"
+        deep.note = f"ours 10,000/10 = {growth:.2f}x (official {official_growth:.2f}x)"
+        deep.check = lambda m, g=growth: g <= 1.2
+    return list(metrics.values())
+
+
+# -- search --------------------------------------------------------------------------
+
+
+async def search_workload(
+    ours: Side, official: Side, quick: bool, rounds: int, extra: dict[str, Any]
+) -> list[Metric]:
+    """`alist` with a metadata filter over 50,000 checkpoints in 1,000 threads (one
+    user per thread, so a filter matches a thread's 50 checkpoints), and pages of one
+    thread."""
+    n_threads, per_thread = (200, 50) if quick else (1_000, 50)
+    calls = 5 if quick else 15
+    pops, threads = [], []
+    for t in range(n_threads):
+        thread_id = f"search-{t:05}-{uuid.uuid4().hex[:6]}"
+        pop, ids = thread_rows(thread_id, per_thread, user_id=f"user-{t:05}", writes=False)
+        pops.append(pop)
+        threads.append((thread_id, ids))
+    merged = Population(
+        [r for p in pops for r in p.checkpoints], [r for p in pops for r in p.blobs], []
+    )
+    for side in (ours, official):
+        await load(side, [merged])
+
+    total = n_threads * per_thread
+    metrics = {
+        "filter": Metric(
+            "search",
+            f"alist(None, filter={{user_id}}) over {total:,} checkpoints, p50",
+            "us",
+            False,
+            "<= 0.1x (10x faster), index scan",
+        ),
+        "thread10": Metric("search", "alist(thread, limit=10), p50", "us", False),
+        "before5": Metric("search", "alist(thread, before=..., limit=5), p50", "us", False),
+    }
+    rng = random.Random(7)
+
+    async def collect(saver: BaseCheckpointSaver[Any], *args: Any, **kwargs: Any) -> int:
+        return len([t async for t in saver.alist(*args, **kwargs)])
+
+    async def measure(side: Side, _: int) -> dict[str, float]:
+        saver = side.saver
+        picks = [rng.randrange(n_threads) for _ in range(calls)]
+        found = []
+
+        async def by_user(t: int) -> None:
+            found.append(await collect(saver, None, filter={"user_id": f"user-{t:05}"}))
+
+        filt = [await timed_us(by_user(t)) for t in picks]
+        assert all(n == per_thread for n in found), found
+        page = [await timed_us(collect(saver, config(threads[t][0]), limit=10)) for t in picks]
+        before = [
+            await timed_us(
+                collect(
+                    saver,
+                    config(threads[t][0]),
+                    before=config(threads[t][0], threads[t][1][per_thread // 2]),
+                    limit=5,
+                )
+            )
+            for t in picks
+        ]
+        return {
+            "filter": percentile(filt, 0.5),
+            "thread10": percentile(page, 0.5),
+            "before5": percentile(before, 0.5),
+        }
+
+    await alternate(rounds, ours, official, measure, metrics)
+    extra["filter plan (ours)"] = await explain_filter(ours, "user-00001")
+    index_used = "checkpoints_metadata_idx" in extra["filter plan (ours)"]
+    metrics["filter"].note = (
+        "GIN index used" if index_used else "GIN index NOT used (see plan)"
+    )
+    metrics["filter"].check = lambda m: m.ratio <= 0.1 and index_used
+    return list(metrics.values())
+
+
+async def timed_us(awaitable: Any) -> float:
+    start = time.perf_counter()
+    await awaitable
+    return (time.perf_counter() - start) * 1e6
+
+
+async def explain_filter(ours: Side, user_id: str) -> str:
+    """EXPLAIN ANALYZE of the statement our `alist(None, filter=...)` sends."""
+    assert ours.engine is not None
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        captured.append((statement, params))
+
+    event.listen(ours.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        _ = [t async for t in ours.saver.alist(None, filter={"user_id": user_id})]
+    finally:
+        event.remove(ours.engine.sync_engine, "before_cursor_execute", capture)
+    statement, params = captured[0]
+    async with ours.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        rows = await driver.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + statement, *params)
+    return "\n".join(r[0] for r in rows)
