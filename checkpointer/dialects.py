@@ -51,6 +51,8 @@ class Dialect:
     """A batch of rows is one statement with array parameters (atomic on its own)."""
     cte_dml: bool
     """Blobs and their checkpoint are written by one statement."""
+    lateral: bool = False
+    """Reads look blobs up by primary key in a LATERAL subquery, one probe per version."""
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
@@ -207,7 +209,7 @@ class _Sqlite(Dialect):
 def for_name(name: str) -> Dialect:
     """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
     if name == "postgresql":
-        return _Postgres(name, batch_as_arrays=True, cte_dml=True)
+        return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True)
     if name == "sqlite":
         return _Sqlite(name, batch_as_arrays=False, cte_dml=False)
     raise NotImplementedError(

@@ -23,6 +23,7 @@ from sqlalchemy import (
     cast,
     delete,
     literal,
+    literal_column,
     null,
     select,
     true,
@@ -172,7 +173,10 @@ class Statements:
         if filter_clause is not None:
             q = q.where(filter_clause)
         if shape.latest:
-            return q.order_by(cp.c.checkpoint_id.desc()).limit(1)
+            # A constant LIMIT lets PostgreSQL keep one generic plan for the prepared
+            # statement instead of planning every call (a bound LIMIT makes the
+            # generic plan look costlier than the custom ones).
+            return q.order_by(cp.c.checkpoint_id.desc()).limit(literal_column("1", Integer))
         q = q.order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id.desc(), cp.c.checkpoint_ns.desc())
         if shape.limit:
             q = q.limit(bindparam("limit", type_=Integer))
@@ -184,6 +188,42 @@ class Statements:
         d = self.dialect
         p = page.cte("page")
         versions = d.channel_versions(p.c.checkpoint)
+        write_key = tuple_(writes.c.thread_id, writes.c.checkpoint_ns, writes.c.checkpoint_id)
+        old_parents = select(p.c.thread_id, p.c.checkpoint_ns, p.c.parent_checkpoint_id).where(
+            p.c.parent_checkpoint_id.is_not(None), d.checkpoint_format(p.c.checkpoint) < 4
+        )
+        write_columns = {n: writes.c[n] for n in _ROW_COLUMNS if n in writes.c}
+        return union_all(
+            _tagged("c", {n: p.c[n] for n in _ROW_COLUMNS if n in p.c and n != "type"}),
+            self._blobs_of(p, versions),
+            _tagged("w", write_columns).where(
+                write_key.in_(select(p.c.thread_id, p.c.checkpoint_ns, p.c.checkpoint_id))
+            ),
+            _tagged("s", write_columns).where(
+                writes.c.channel == literal(TASKS, Text), write_key.in_(old_parents)
+            ),
+        )
+
+    def _blobs_of(self, p: Any, versions: Any) -> Select[Any]:
+        """The blob rows a page's channel versions name."""
+        key = (
+            blobs.c.thread_id == p.c.thread_id,
+            blobs.c.checkpoint_ns == p.c.checkpoint_ns,
+            blobs.c.channel == versions.c.key,
+            blobs.c.version == cast(versions.c.value, Text),
+        )
+        if self.dialect.lateral:
+            # One primary-key probe per (checkpoint, version). LIMIT 1 keeps PostgreSQL
+            # from flattening the subquery into a join, which it would plan as a hash
+            # join over the whole blobs table once a page has a few dozen checkpoints
+            # (`jsonb_each_text` is estimated at 100 rows a document).
+            blob = select(blobs).where(*key).limit(literal_column("1", Integer)).lateral("blob")
+            return (
+                _tagged("b", {n: blob.c[n] for n in _ROW_COLUMNS if n in blob.c})
+                .select_from(p)
+                .join(versions, true())
+                .join(blob, true())
+            )
         wanted = (
             select(p.c.thread_id, p.c.checkpoint_ns, versions.c.key, cast(versions.c.value, Text))
             .select_from(p)
@@ -192,22 +232,8 @@ class Statements:
         blob_key = tuple_(
             blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version
         )
-        write_key = tuple_(writes.c.thread_id, writes.c.checkpoint_ns, writes.c.checkpoint_id)
-        old_parents = select(p.c.thread_id, p.c.checkpoint_ns, p.c.parent_checkpoint_id).where(
-            p.c.parent_checkpoint_id.is_not(None), d.checkpoint_format(p.c.checkpoint) < 4
-        )
-        write_columns = {n: writes.c[n] for n in _ROW_COLUMNS if n in writes.c}
-        return union_all(
-            _tagged("c", {n: p.c[n] for n in _ROW_COLUMNS if n in p.c and n != "type"}),
-            _tagged("b", {n: blobs.c[n] for n in _ROW_COLUMNS if n in blobs.c}).where(
-                blob_key.in_(wanted)
-            ),
-            _tagged("w", write_columns).where(
-                write_key.in_(select(p.c.thread_id, p.c.checkpoint_ns, p.c.checkpoint_id))
-            ),
-            _tagged("s", write_columns).where(
-                writes.c.channel == literal(TASKS, Text), write_key.in_(old_parents)
-            ),
+        return _tagged("b", {n: blobs.c[n] for n in _ROW_COLUMNS if n in blobs.c}).where(
+            blob_key.in_(wanted)
         )
 
     @cached_property
