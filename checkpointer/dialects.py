@@ -107,6 +107,12 @@ def _json_kind(value: Any) -> str:
     raise TypeError(f"metadata filter value {value!r} is not JSON")
 
 
+def filter_shape(filter: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a metadata filter's clause depends on (the kinds of its values, in order):
+    filters of one shape share one statement."""
+    return tuple(_json_kind(value) for value in filter.values())
+
+
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: how our metadata is stored, so equal documents are
     equal texts on SQLite."""
@@ -217,4 +223,4 @@ def for_name(name: str) -> Dialect:
     )
 
 
-__all__ = ["Dialect", "canonical_json", "for_name"]
+__all__ = ["Dialect", "canonical_json", "filter_shape", "for_name"]

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import CompoundSelect, Delete, Insert
 
 from . import schema
-from .dialects import Dialect, for_name
+from .dialects import Dialect, filter_shape, for_name
 
 cp, blobs, writes = schema.checkpoints, schema.checkpoint_blobs, schema.checkpoint_writes
 
@@ -42,6 +42,10 @@ WRITE_COLUMNS = [
     "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "task_path", "idx",
     "channel", "type", "blob",
 ]  # fmt: skip
+
+
+FILTER_SHAPES = 256
+"""Filtered list statements kept per dialect (one per page and filter shape)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
+        self._filtered: dict[tuple[PageShape, tuple[str, ...]], CompoundSelect[Any]] = {}
 
     # -- writing -----------------------------------------------------------------
 
@@ -250,7 +255,15 @@ class Statements:
         if not filter:
             return self._list_page(shape), {}
         clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, "f_")
-        return self.read(self.page(shape, clause)), params
+        # Building the statement costs more than running it: keep one per filter shape
+        # (bounded, as filter shapes come from callers).
+        key = (shape, filter_shape(filter))
+        statement = self._filtered.get(key)
+        if statement is None:
+            if len(self._filtered) >= FILTER_SHAPES:
+                self._filtered.clear()
+            statement = self._filtered[key] = self.read(self.page(shape, clause))
+        return statement, params
 
     @cache  # noqa: B019 - one Statements per dialect, kept for the process
     def _list_page(self, shape: PageShape) -> CompoundSelect[Any]:
