@@ -34,6 +34,15 @@ async def main(quick: bool, only: set[str] | None) -> int:
             metrics += await workloads.search_workload(ours, official, quick, rounds, extra)
             report.print_metrics(metrics[-3:])
             print(extra["filter plan (ours)"], flush=True)
+        if wanted("graph"):
+            metrics += await workloads.graph_workload(ours, official, quick, rounds)
+            report.print_metrics(metrics[-1:])
+        if wanted("delta"):
+            metrics += await workloads.delta_workload(ours, official, quick, rounds)
+            report.print_metrics(metrics[-1:])
+    if wanted("storage"):
+        metrics += await workloads.storage_workload(quick)
+        report.print_metrics(metrics[-(3 if quick else 4) :])
     elapsed = time.perf_counter() - started
     await report.write(metrics, extra, quick=quick, elapsed=elapsed)
     return 0

@@ -34,8 +34,10 @@ def server_dsn(database: str = "postgres") -> str:
     import os
 
     base = os.environ.get("CHECKPOINTER_TEST_PG") or "postgresql://postgres@127.0.0.1:5432"
-    return make_url(base).set(drivername="postgresql", database=database).render_as_string(
-        hide_password=False
+    return (
+        make_url(base)
+        .set(drivername="postgresql", database=database)
+        .render_as_string(hide_password=False)
     )
 
 

@@ -133,7 +133,9 @@ async def write(
             }
             for m in metrics
         ],
-        "extra": {k: v if isinstance(v, (dict, list, int, float)) else str(v) for k, v in extra.items()},
+        "extra": {
+            k: v if isinstance(v, (dict, list, int, float)) else str(v) for k, v in extra.items()
+        },
     }
     (HERE / f"results{suffix}.json").write_text(json.dumps(data, indent=2, default=str))
     print(f"\nwritten: benchmarks/results{suffix}.md and .json ({elapsed:.0f} s)", flush=True)

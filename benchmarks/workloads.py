@@ -10,18 +10,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import asyncpg
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver, Checkpoint, CheckpointTuple
+from langgraph.checkpoint.base import BaseCheckpointSaver, Checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 from sqlalchemy import event
 
-from .harness import Metric, Side, alternate, percentile, server_dsn
+from .harness import Metric, Side, alternate, percentile, server_dsn, sides
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog while the checkpoint saver keeps "
@@ -200,12 +202,10 @@ def thread_rows(
     pop = Population([], [], [])
     ids: list[str] = []
     parent: str | None = None
-    version = 0
     for i in range(count):
         cid = str(uuid6(clock_seq=i))
         ids.append(cid)
-        version += 1
-        v = f"{version:032}.{random.random():016}"
+        v = f"{i + 1:032}.{random.random():016}"
         doc = {
             "v": 4,
             "id": cid,
@@ -239,7 +239,9 @@ async def load(side: Side, pops: Sequence[Population]) -> None:
                 "thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id",
                 "type", "checkpoint", "metadata",
             ],
-            "checkpoint_blobs": ["thread_id", "checkpoint_ns", "channel", "version", "type", "blob"],
+            "checkpoint_blobs": [
+                "thread_id", "checkpoint_ns", "channel", "version", "type", "blob",
+            ],
             "checkpoint_writes": [
                 "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", "channel",
                 "type", "blob", "task_path",
@@ -253,7 +255,9 @@ async def load(side: Side, pops: Sequence[Population]) -> None:
             ):
                 if rows:
                     await conn.copy_records_to_table(table, records=rows, columns=columns[table])
-        await conn.execute("ANALYZE checkpoints, checkpoint_blobs, checkpoint_writes")
+        # VACUUM also flushes the GIN pending list, as autovacuum does after a bulk insert.
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
     finally:
         await conn.close()
 
@@ -308,7 +312,7 @@ async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) ->
             picks = [config(thread_id, rng.choice(ids)) for _ in range(calls)]
             it = iter(picks)
             out[f"by id {depth}"] = percentile(
-                await lap(lambda: saver.aget_tuple(next(it)), calls), 0.5
+                await lap(lambda it=it: saver.aget_tuple(next(it)), calls), 0.5
             )
         return out
 
@@ -395,9 +399,7 @@ async def search_workload(
     await alternate(rounds, ours, official, measure, metrics)
     extra["filter plan (ours)"] = await explain_filter(ours, "user-00001")
     index_used = "checkpoints_metadata_idx" in extra["filter plan (ours)"]
-    metrics["filter"].note = (
-        "GIN index used" if index_used else "GIN index NOT used (see plan)"
-    )
+    metrics["filter"].note = "GIN index used" if index_used else "GIN index NOT used (see plan)"
     metrics["filter"].check = lambda m: m.ratio <= 0.1 and index_used
     return list(metrics.values())
 
@@ -428,3 +430,204 @@ async def explain_filter(ours: Side, user_id: str) -> str:
         assert driver is not None
         rows = await driver.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + statement, *params)
     return "\n".join(r[0] for r in rows)
+
+
+# -- storage -------------------------------------------------------------------------
+
+
+async def storage_workload(quick: bool) -> list[Metric]:
+    """Bytes on disk (tables, TOAST and indexes, less the empty schema) per checkpoint
+    after the agent-step workload, and the growth of one thread over 10/100/500 steps,
+    each on fresh databases. Sizes do not depend on timing noise: one pass per side."""
+    threads, steps = (4, 10) if quick else (8, 25)
+    marks = (10, 50) if quick else (10, 100, 500)
+    per_checkpoint = Metric(
+        "storage",
+        f"bytes per checkpoint after agent steps ({threads} threads x {steps} steps)",
+        "bytes",
+        False,
+        "<= 1.0x",
+        check=at_most(1.0),
+    )
+    grown = {
+        mark: Metric(
+            "storage",
+            f"bytes on disk, one thread after {mark} steps",
+            "bytes",
+            False,
+            "<= 1.0x",
+            check=at_most(1.0),
+        )
+        for mark in marks
+    }
+    async with sides("storage", pool_size=8) as (ours, official):
+        for side in (ours, official):
+            await run_agent_steps(side.saver, threads, steps, min(threads, 8))
+            used = await side.table_bytes() - side.baseline_bytes
+            series = per_checkpoint.ours if side is ours else per_checkpoint.official
+            series.values.append(used / await side.count_checkpoints())
+    async with sides("growth", pool_size=2) as (ours, official):
+        for side in (ours, official):
+            for mark, size in (await growth(side, marks)).items():
+                (grown[mark].ours if side is ours else grown[mark].official).values.append(size)
+    return [per_checkpoint, *grown.values()]
+
+
+async def growth(side: Side, marks: Sequence[int]) -> dict[int, int]:
+    thread_id = f"growth-{uuid.uuid4().hex}"
+    out = {}
+    step = 0
+    for mark in marks:
+        while step < mark:
+            await agent_step(side.saver, thread_id, step)
+            step += 1
+        out[mark] = await side.table_bytes() - side.baseline_bytes
+    return out
+
+
+# -- real graph ----------------------------------------------------------------------
+
+
+class State(TypedDict, total=False):
+    messages: Annotated[list[Any], add_messages]
+    turns: int
+    plan: str
+
+
+def build_graph() -> Any:
+    """A 4-node agent loop: plan -> act -> observe -> respond, with `add_messages`."""
+
+    def plan(state: State) -> State:
+        return {"plan": f"answer turn {state.get('turns', 0)}"}
+
+    def act(state: State) -> State:
+        return {"messages": [AIMessage(content=("tool call: " + TEXT)[:200])]}
+
+    def observe(state: State) -> State:
+        return {"messages": [HumanMessage(content=("tool result: " + TEXT)[:200])]}
+
+    def respond(state: State) -> State:
+        return {
+            "messages": [AIMessage(content=("final answer: " + TEXT * 2)[:300])],
+            "turns": state.get("turns", 0) + 1,
+        }
+
+    builder = StateGraph(State)
+    for name, fn in (("plan", plan), ("act", act), ("observe", observe), ("respond", respond)):
+        builder.add_node(name, fn)
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "act")
+    builder.add_edge("act", "observe")
+    builder.add_edge("observe", "respond")
+    builder.add_edge("respond", END)
+    return builder
+
+
+async def run_graph(
+    saver: BaseCheckpointSaver[Any], threads: int, turns: int, concurrency: int
+) -> float:
+    """Turns per second: `threads` conversations of `turns` turns, `concurrency` at once."""
+    graph = build_graph().compile(checkpointer=saver)
+    ids = [f"graph-{uuid.uuid4().hex}" for _ in range(threads)]
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def conversation(thread_id: str) -> None:
+        async with semaphore:
+            cfg: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+            for turn in range(turns):
+                await graph.ainvoke({"messages": [message(turn, 0, True)]}, cfg)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(conversation(t) for t in ids))
+    return threads * turns / (time.perf_counter() - start)
+
+
+async def graph_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
+    threads, turns, concurrency = (8, 3, 8) if quick else (20, 25, 8)
+    metric = Metric(
+        "real graph",
+        f"turns/s, 4-node StateGraph, {threads} threads x {turns} turns, concurrency {concurrency}",
+        "turns/s",
+        True,
+        ">= 1.0x",
+        check=at_least(1.0),
+    )
+    for side in (ours, official):
+        await run_graph(side.saver, 2, 1, 2)  # warm
+
+    async def measure(side: Side, _: int) -> dict[str, float]:
+        return {"graph": await run_graph(side.saver, threads, turns, concurrency)}
+
+    await alternate(rounds, ours, official, measure, {"graph": metric})
+    return [metric]
+
+
+# -- delta history -------------------------------------------------------------------
+
+
+async def delta_thread(saver: BaseCheckpointSaver[Any], steps: int) -> RunnableConfig:
+    """A thread whose `messages` channel is a delta channel: a `_DeltaSnapshot` seed at
+    step 0, then only writes, so the history walks every ancestor back to the seed."""
+
+    thread_id = f"delta-{uuid.uuid4().hex}"
+    parent = config(thread_id)
+    versions: dict[str, Any] = {}
+    for step in range(steps):
+        new_versions = {
+            ch: saver.get_next_version(versions.get(ch), None) for ch in ("messages", "counter")
+        }
+        versions.update(new_versions)
+        values: dict[str, Any] = {"counter": step}
+        if step == 0:
+            values["messages"] = _DeltaSnapshot([message(0, 0, True)])
+        checkpoint: Checkpoint = {
+            "v": 4,
+            "id": str(uuid6(clock_seq=step)),
+            "ts": datetime.now(timezone.utc).isoformat(),
+            "channel_values": values,
+            "channel_versions": dict(versions),
+            "versions_seen": {},
+            "updated_channels": ["messages", "counter"],
+        }
+        parent = await saver.aput(parent, checkpoint, {"step": step}, new_versions)  # type: ignore[arg-type]
+        await saver.aput_writes(
+            parent, [("messages", [message(step, 1, False)])], task_id=f"task-{step}"
+        )
+    return parent
+
+
+async def delta_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
+    steps = 100 if quick else 500
+    calls = 3 if quick else 5
+    fast_path = type(ours.saver).aget_delta_channel_history is not (
+        BaseCheckpointSaver.aget_delta_channel_history
+    )
+    metric = Metric(
+        "delta history",
+        f"aget_delta_channel_history, {steps}-step thread, p50",
+        "us",
+        False,
+        "<= 1.0x",
+        check=at_most(1.0),
+        note="" if fast_path else "ours: base-class default walk (no fast path yet)",
+    )
+    targets = {}
+    for side in (ours, official):
+        targets[side.name] = await delta_thread(side.saver, steps)
+    results: dict[str, int] = {}
+
+    async def measure(side: Side, _: int) -> dict[str, float]:
+        target = targets[side.name]
+
+        async def call() -> None:
+            history = await side.saver.aget_delta_channel_history(
+                config=target, channels=["messages"]
+            )
+            results[side.name] = len(history["messages"]["writes"])
+
+        return {"delta": percentile(await lap(call, calls), 0.5)}
+
+    await alternate(rounds, ours, official, measure, {"delta": metric})
+    if results.get("ours") != results.get("official"):
+        metric.note += f" (writes returned differ: {results})"
+    return [metric]
