@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import Any
 
 from . import report, workloads
 from .harness import Metric, sides
@@ -21,28 +22,34 @@ async def main(quick: bool, only: set[str] | None) -> int:
     def wanted(name: str) -> bool:
         return only is None or name in only
 
+    def timed(name: str, began: float) -> None:
+        print(f"[{name}: {time.perf_counter() - began:.1f} s]\n", flush=True)
+
     async with sides("main") as (ours, official):
-        extra["statements"] = await workloads.statement_counts(ours)
-        report.print_counts(extra["statements"])  # type: ignore[arg-type]
-        if wanted("agent"):
-            metrics += await workloads.agent_workload(ours, official, quick, rounds)
-            report.print_metrics(metrics[-2:])
-        if wanted("deep"):
-            metrics += await workloads.deep_workload(ours, official, quick, rounds)
-            report.print_metrics(metrics[-6:])
-        if wanted("search"):
-            metrics += await workloads.search_workload(ours, official, quick, rounds, extra)
-            report.print_metrics(metrics[-3:])
-            print(extra["filter plan (ours)"], flush=True)
-        if wanted("graph"):
-            metrics += await workloads.graph_workload(ours, official, quick, rounds)
-            report.print_metrics(metrics[-1:])
-        if wanted("delta"):
-            metrics += await workloads.delta_workload(ours, official, quick, rounds)
-            report.print_metrics(metrics[-1:])
+        extra["statements per call (ours)"] = await workloads.statement_counts(ours)
+        report.print_counts(extra["statements per call (ours)"])  # type: ignore[arg-type]
+        runs: list[tuple[str, Any]] = [
+            ("agent", lambda: workloads.agent_workload(ours, official, quick, rounds)),
+            ("deep", lambda: workloads.deep_workload(ours, official, quick, rounds)),
+            ("search", lambda: workloads.search_workload(ours, official, quick, rounds, extra)),
+            ("graph", lambda: workloads.graph_workload(ours, official, quick, rounds)),
+            ("delta", lambda: workloads.delta_workload(ours, official, quick, rounds)),
+        ]
+        for name, run in runs:
+            if wanted(name):
+                began = time.perf_counter()
+                new = await run()
+                metrics += new
+                report.print_metrics(new)
+                if name == "search":
+                    print(extra["filter plan (ours)"], flush=True)
+                timed(name, began)
     if wanted("storage"):
-        metrics += await workloads.storage_workload(quick)
-        report.print_metrics(metrics[-(3 if quick else 4) :])
+        began = time.perf_counter()
+        new = await workloads.storage_workload(quick)
+        metrics += new
+        report.print_metrics(new)
+        timed("storage", began)
     elapsed = time.perf_counter() - started
     await report.write(metrics, extra, quick=quick, elapsed=elapsed)
     return 0

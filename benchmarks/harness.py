@@ -86,6 +86,17 @@ class Side:
         )
         return int(rows[0]["n"] or 0)
 
+    async def vacuumed_bytes(self) -> int:
+        """`table_bytes` after a plain VACUUM (which also builds the free-space and
+        visibility maps that autovacuum would create at some point)."""
+        conn = await asyncpg.connect(server_dsn(self.database))
+        try:
+            for table in TABLES:
+                await conn.execute(f"VACUUM {table}")
+        finally:
+            await conn.close()
+        return await self.table_bytes()
+
     async def count_checkpoints(self) -> int:
         rows = await self.sql("SELECT count(*) AS n FROM checkpoints")
         return int(rows[0]["n"])
