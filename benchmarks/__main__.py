@@ -46,7 +46,7 @@ async def main(quick: bool, only: set[str] | None) -> int:
                 timed(name, began)
     if wanted("storage"):
         began = time.perf_counter()
-        new = await workloads.storage_workload(quick)
+        new = await workloads.storage_workload(quick, extra)
         metrics += new
         report.print_metrics(new)
         timed("storage", began)

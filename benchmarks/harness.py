@@ -97,6 +97,18 @@ class Side:
             await conn.close()
         return await self.table_bytes()
 
+    async def sizes(self) -> dict[str, int]:
+        """Bytes per relation (heap with TOAST, each index) of the three tables."""
+        rows = await self.sql(
+            "SELECT c.relname AS name, pg_table_size(c.oid) AS n FROM pg_class c "
+            "WHERE c.relname = ANY($1::text[]) AND pg_table_is_visible(c.oid) "
+            "UNION ALL SELECT i.relname, pg_total_relation_size(i.oid) FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+            "WHERE t.relname = ANY($1::text[]) AND pg_table_is_visible(t.oid) ORDER BY 1",
+            list(TABLES),
+        )
+        return {r["name"]: int(r["n"]) for r in rows}
+
     async def count_checkpoints(self) -> int:
         rows = await self.sql("SELECT count(*) AS n FROM checkpoints")
         return int(rows[0]["n"])
