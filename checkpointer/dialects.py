@@ -52,7 +52,7 @@ class Dialect:
     cte_dml: bool
     """Blobs and their checkpoint are written by one statement."""
     lateral: bool = False
-    """Reads look blobs up by primary key in a LATERAL subquery, one probe per version."""
+    """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
