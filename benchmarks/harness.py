@@ -142,7 +142,7 @@ async def sides(tag: str, *, pool_size: int = POOL_SIZE) -> AsyncIterator[tuple[
         )
         await pool.open(wait=True)
         stack.push_async_callback(pool.close)
-        official_saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        official_saver = AsyncPostgresSaver(pool)
         await official_saver.setup()
 
         ours = Side("ours", ours_saver, ours_db, engine=engine)

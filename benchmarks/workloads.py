@@ -175,7 +175,7 @@ async def statement_counts(ours: Side) -> dict[str, int]:
         await saver.aget_tuple(latest.config)
         out["aget_tuple (by id)"] = len(counted)
         counted.clear()
-        checkpoint = dict(latest.checkpoint)
+        checkpoint: dict[str, Any] = dict(latest.checkpoint)
         checkpoint["id"] = str(uuid6(clock_seq=1))
         versions = dict(checkpoint["channel_versions"])
         new_versions = {"messages": saver.get_next_version(versions["messages"], None)}
@@ -611,7 +611,7 @@ async def delta_thread(saver: BaseCheckpointSaver[Any], steps: int) -> RunnableC
             "versions_seen": {},
             "updated_channels": ["messages", "counter"],
         }
-        parent = await saver.aput(parent, checkpoint, {"step": step}, new_versions)  # type: ignore[arg-type]
+        parent = await saver.aput(parent, checkpoint, {"step": step}, new_versions)
         await saver.aput_writes(
             parent, [("messages", [message(step, 1, False)])], task_id=f"task-{step}"
         )
