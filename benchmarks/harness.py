@@ -218,6 +218,40 @@ async def alternate(
                 series.values.append(value)
 
 
+Call = Callable[[], Awaitable[Any]]
+
+
+async def interleave(
+    rounds: int,
+    ours: Side,
+    official: Side,
+    plan: Callable[[Side, int], dict[str, list[Call]]],
+    metrics: dict[str, Metric],
+) -> None:
+    """Latency workloads: `plan(side, round)` gives, per metric, the calls to time (the
+    same arguments for both sides). Calls are paired, ours and the official one after
+    the other in alternating order, so a burst of load on the shared machine hits both;
+    each round records each side's p50 in microseconds."""
+    for r in range(rounds):
+        mine, theirs = plan(ours, r), plan(official, r)
+        times = {key: ([], []) for key in mine}  # type: dict[str, tuple[list[float], list[float]]]
+        # Round-robin over the metrics too, so comparisons between them (depth 10,000
+        # against depth 10) are not skewed by load drifting during the round.
+        for i in range(max(len(calls) for calls in mine.values())):
+            for key, calls in mine.items():
+                if i >= len(calls):
+                    continue
+                order = (0, 1) if (i + r) % 2 == 0 else (1, 0)
+                for k in order:
+                    call = calls[i] if k == 0 else theirs[key][i]
+                    start = time.perf_counter()
+                    await call()
+                    times[key][k].append((time.perf_counter() - start) * 1e6)
+        for key, (t_ours, t_official) in times.items():
+            metrics[key].ours.values.append(percentile(t_ours, 0.5))
+            metrics[key].official.values.append(percentile(t_official, 0.5))
+
+
 async def timed(call: Callable[[], Awaitable[Any]]) -> float:
     start = time.perf_counter()
     await call()

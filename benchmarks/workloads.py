@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from typing import Annotated, Any, TypedDict
 
 import asyncpg
@@ -23,7 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from sqlalchemy import event
 
-from .harness import Metric, Side, alternate, percentile, server_dsn, sides
+from .harness import Call, Metric, Side, alternate, interleave, server_dsn, sides
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog while the checkpoint saver keeps "
@@ -309,26 +310,20 @@ async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) ->
                 "us",
                 False,
             )
-    rng = random.Random(6)
 
-    async def measure(side: Side, _: int) -> dict[str, float]:
-        saver = side.saver
-        out: dict[str, float] = {}
+    def plan(side: Side, r: int) -> dict[str, list[Call]]:
+        rng = random.Random(r)
+        get = side.saver.aget_tuple
+        out: dict[str, list[Call]] = {}
         for depth in depths:
             thread_id, ids = threads[depth]
-            latest = config(thread_id)
-            await saver.aget_tuple(latest)  # warm
-            out[f"latest {depth}"] = percentile(
-                await lap(lambda latest=latest: saver.aget_tuple(latest), calls), 0.5
-            )
-            picks = [config(thread_id, rng.choice(ids)) for _ in range(calls)]
-            it = iter(picks)
-            out[f"by id {depth}"] = percentile(
-                await lap(lambda it=it: saver.aget_tuple(next(it)), calls), 0.5
-            )
+            out[f"latest {depth}"] = [partial(get, config(thread_id))] * calls
+            out[f"by id {depth}"] = [
+                partial(get, config(thread_id, rng.choice(ids))) for _ in range(calls)
+            ]
         return out
 
-    await alternate(rounds, ours, official, measure, metrics)
+    await interleave(rounds, ours, official, plan, metrics)
     # Target: p50 at 10,000 within 1.2x of p50 at 10 (ours).
     for kind in ("latest", "by id"):
         deep, shallow = metrics[f"{kind} {depths[-1]}"], metrics[f"{kind} {depths[0]}"]
@@ -375,40 +370,38 @@ async def search_workload(
         "thread10": Metric("search", "alist(thread, limit=10), p50", "us", False),
         "before5": Metric("search", "alist(thread, before=..., limit=5), p50", "us", False),
     }
-    rng = random.Random(7)
 
-    async def collect(saver: BaseCheckpointSaver[Any], *args: Any, **kwargs: Any) -> int:
-        return len([t async for t in saver.alist(*args, **kwargs)])
+    async def collect(
+        saver: BaseCheckpointSaver[Any], expected: int, *args: Any, **kwargs: Any
+    ) -> None:
+        found = [t async for t in saver.alist(*args, **kwargs)]
+        assert len(found) == expected, (len(found), expected)
 
-    async def measure(side: Side, _: int) -> dict[str, float]:
+    def plan(side: Side, r: int) -> dict[str, list[Call]]:
+        picks = [random.Random(r * 1000 + i).randrange(n_threads) for i in range(calls)]
         saver = side.saver
-        picks = [rng.randrange(n_threads) for _ in range(calls)]
-        found = []
-
-        async def by_user(t: int) -> None:
-            found.append(await collect(saver, None, filter={"user_id": f"user-{t:05}"}))
-
-        filt = [await timed_us(by_user(t)) for t in picks]
-        assert all(n == per_thread for n in found), found
-        page = [await timed_us(collect(saver, config(threads[t][0]), limit=10)) for t in picks]
-        before = [
-            await timed_us(
-                collect(
+        return {
+            "filter": [
+                partial(collect, saver, per_thread, None, filter={"user_id": f"user-{t:05}"})
+                for t in picks
+            ],
+            "thread10": [
+                partial(collect, saver, 10, config(threads[t][0]), limit=10) for t in picks
+            ],
+            "before5": [
+                partial(
+                    collect,
                     saver,
+                    5,
                     config(threads[t][0]),
                     before=config(threads[t][0], threads[t][1][per_thread // 2]),
                     limit=5,
                 )
-            )
-            for t in picks
-        ]
-        return {
-            "filter": percentile(filt, 0.5),
-            "thread10": percentile(page, 0.5),
-            "before5": percentile(before, 0.5),
+                for t in picks
+            ],
         }
 
-    await alternate(rounds, ours, official, measure, metrics)
+    await interleave(rounds, ours, official, plan, metrics)
     extra["filter plan (ours)"] = await explain_filter(ours, "user-00001")
     index_used = "checkpoints_metadata_idx" in extra["filter plan (ours)"]
     metrics["filter"].note = "GIN index used" if index_used else "GIN index NOT used (see plan)"
@@ -638,18 +631,16 @@ async def delta_workload(ours: Side, official: Side, quick: bool, rounds: int) -
         targets[side.name] = await delta_thread(side.saver, steps)
     results: dict[str, int] = {}
 
-    async def measure(side: Side, _: int) -> dict[str, float]:
-        target = targets[side.name]
+    async def history(side: Side) -> None:
+        found = await side.saver.aget_delta_channel_history(
+            config=targets[side.name], channels=["messages"]
+        )
+        results[side.name] = len(found["messages"]["writes"])
 
-        async def call() -> None:
-            history = await side.saver.aget_delta_channel_history(
-                config=target, channels=["messages"]
-            )
-            results[side.name] = len(history["messages"]["writes"])
+    def plan(side: Side, r: int) -> dict[str, list[Call]]:
+        return {"delta": [partial(history, side)] * calls}
 
-        return {"delta": percentile(await lap(call, calls), 0.5)}
-
-    await alternate(rounds, ours, official, measure, {"delta": metric})
+    await interleave(rounds, ours, official, plan, {"delta": metric})
     if results.get("ours") != results.get("official"):
         metric.note += f" (writes returned differ: {results})"
     return [metric]
