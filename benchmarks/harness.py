@@ -227,11 +227,12 @@ async def interleave(
     official: Side,
     plan: Callable[[Side, int], dict[str, list[Call]]],
     metrics: dict[str, Metric],
+    reduce: Callable[[list[float]], float] | None = None,
 ) -> None:
     """Latency workloads: `plan(side, round)` gives, per metric, the calls to time (the
     same arguments for both sides). Calls are paired, ours and the official one after
     the other in alternating order, so a burst of load on the shared machine hits both;
-    each round records each side's p50 in microseconds."""
+    each round records each side's p50 in microseconds (or `reduce` of the times)."""
     for r in range(rounds):
         mine, theirs = plan(ours, r), plan(official, r)
         times = {key: ([], []) for key in mine}  # type: dict[str, tuple[list[float], list[float]]]
@@ -248,8 +249,12 @@ async def interleave(
                     await call()
                     times[key][k].append((time.perf_counter() - start) * 1e6)
         for key, (t_ours, t_official) in times.items():
-            metrics[key].ours.values.append(percentile(t_ours, 0.5))
-            metrics[key].official.values.append(percentile(t_official, 0.5))
+            if reduce is None:
+                metrics[key].ours.values.append(percentile(t_ours, 0.5))
+                metrics[key].official.values.append(percentile(t_official, 0.5))
+            else:
+                metrics[key].ours.values.append(reduce(t_ours))
+                metrics[key].official.values.append(reduce(t_official))
 
 
 async def timed(call: Callable[[], Awaitable[Any]]) -> float:
