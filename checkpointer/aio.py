@@ -29,11 +29,19 @@ class AsyncSQLAlchemySaver(SaverBase):
     """LangGraph checkpoint saver on a SQLAlchemy `AsyncEngine` (asyncpg, psycopg,
     aiosqlite). The engine is the caller's: the saver never disposes it."""
 
-    def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(engine.dialect.name, serde=serde)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+    ) -> None:
+        super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
+        # The saver's view of the caller's engine (same pool): tables in `schema`.
+        self._engine = engine.execution_options(**self._engine_options())
         # Single statements commit on their own: no BEGIN/COMMIT round trips.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -42,19 +50,25 @@ class AsyncSQLAlchemySaver(SaverBase):
     @classmethod
     @asynccontextmanager
     async def from_conn_string(
-        cls, url: str, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
+        cls,
+        url: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+        **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit."""
         engine = create_async_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde)
+            yield cls(engine, serde=serde, schema=schema)
         finally:
             await engine.dispose()
 
     async def setup(self) -> None:
         """Migrate the database to this package's head revision; safe at every start."""
         self._remember_loop()
-        await migrations.aupgrade(self.engine)
+        await migrations.aupgrade(self.engine, schema=self.schema)
+        self._schema_ready = True
 
     # -- executing plans ---------------------------------------------------------
 
@@ -63,7 +77,14 @@ class AsyncSQLAlchemySaver(SaverBase):
             self.loop = asyncio.get_running_loop()
 
     def _connect(self, plan: Plan[Any]) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.engine.begin() if plan.atomic else self._autocommit.connect()
+        return self._engine.begin() if plan.atomic else self._autocommit.connect()
+
+    async def _ensure_schema(self) -> None:
+        """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
+        self._remember_loop()
+        if not self._schema_ready:
+            async with self._autocommit.connect() as conn:
+                await conn.run_sync(self._check_schema)
 
     @staticmethod
     async def _execute(conn: AsyncConnection, step: Step) -> Rows | None:
@@ -71,7 +92,7 @@ class AsyncSQLAlchemySaver(SaverBase):
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
     async def _run(self, plan: Plan[T]) -> T:
-        self._remember_loop()
+        await self._ensure_schema()
         steps = plan.steps
         with translated():
             async with self._connect(plan) as conn:
@@ -86,7 +107,7 @@ class AsyncSQLAlchemySaver(SaverBase):
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
         """Run a plan that emits values; each statement on its own connection, so none
         is held while the consumer works."""
-        self._remember_loop()
+        await self._ensure_schema()
         steps = plan.steps
         rows: Rows | None = None
         while True:

@@ -1,22 +1,28 @@
-"""Find the shipped Alembic scripts, build their `Config` in code, and upgrade with a
-lock, so `setup()` works from an installed wheel with no repository around.
+"""Find the shipped Alembic scripts, build their `Config` in code, upgrade with a lock,
+and tell a saver whether the database is at the revision this package expects.
 
 The scripts live at the repository root (`alembic/`) and are copied into the wheel as
 `checkpointer/_alembic`. Our revisions are recorded in their own version table, so a
-host application's `alembic_version` is never touched.
+host application's `alembic_version` is never touched. With a `schema`, the tables and
+the version table live in that PostgreSQL schema, and every statement names it.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
-from sqlalchemy import Connection, func, select
+from alembic.runtime.migration import MigrationInfo
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, Connection, MetaData, String, Table, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
+
+from .errors import SchemaNotReadyError
 
 VERSION_TABLE = "checkpointer_alembic_version"
 """Where our Alembic revision is recorded (not `alembic_version`, which is the host's)."""
@@ -24,7 +30,20 @@ VERSION_TABLE = "checkpointer_alembic_version"
 URL_ENV = "CHECKPOINTER_DATABASE_URL"
 """The environment variable `alembic upgrade head` reads the database URL from."""
 
-_ADVISORY_LOCK_KEY = 0x6C67_6370  # "lgcp": serializes setup() across processes
+SCHEMA_ENV = "CHECKPOINTER_SCHEMA"
+"""The environment variable `alembic upgrade head` reads the PostgreSQL schema from."""
+
+OFFICIAL_INDEXES = frozenset(
+    {
+        "checkpoints_thread_id_idx",
+        "checkpoint_blobs_thread_id_idx",
+        "checkpoint_writes_thread_id_idx",
+    }
+)
+"""Indexes langgraph-checkpoint-postgres builds. They are left alone when a database it
+set up is adopted (our primary keys already lead with `thread_id`), and are not drift."""
+
+_ADVISORY_LOCK_KEY = 0x6C67_6370  # "lgcp": serializes upgrades across processes
 _process_lock = threading.Lock()  # Alembic keeps module-level state
 
 
@@ -40,20 +59,78 @@ def script_location() -> str:
     )
 
 
-def alembic_config(connection: Connection | None = None, **attributes: Any) -> Config:
-    """An Alembic `Config` for our scripts; with `connection`, migrations run on it."""
+def validate_schema(schema: str | None, dialect_name: str) -> str | None:
+    """`schema` if it can be used on `dialect_name`; a clear error otherwise."""
+    if schema is None:
+        return None
+    if not isinstance(schema, str) or not schema.strip():
+        raise ValueError(f"schema must be a non-empty string or None, not {schema!r}")
+    if dialect_name != "postgresql":
+        raise ValueError(
+            f"schema={schema!r} is supported on PostgreSQL only, not on {dialect_name}: "
+            "use a database (file) of its own instead"
+        )
+    return schema
+
+
+def alembic_config(
+    connection: Connection | None = None, *, schema: str | None = None, **attributes: Any
+) -> Config:
+    """An Alembic `Config` for our scripts; with `connection`, migrations run on it.
+
+    The schema is always set here (even to None), so env.py never falls back to the
+    environment variable when called from code.
+    """
     config = Config()
     config.set_main_option("script_location", script_location())
     if connection is not None:
         config.attributes["connection"] = connection
+    config.attributes["schema"] = schema
     config.attributes.update(attributes)
     return config
 
 
-def upgrade(connection: Connection, revision: str = "head") -> None:
-    """Upgrade on the caller's connection. On PostgreSQL a session advisory lock makes
-    concurrent callers (pods starting together) wait, and the upgrade runs once."""
+@functools.cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory(script_location())
+
+
+def head() -> str:
+    """The newest revision this installed package ships."""
+    revision = _script().get_current_head()
+    assert revision is not None, "the Alembic scripts hold no revision"
+    return revision
+
+
+def known_revisions() -> frozenset[str]:
+    return frozenset(rev.revision for rev in _script().walk_revisions())
+
+
+def migration_schema() -> str | None:
+    """Inside a revision: the schema this run migrates (None: the default one)."""
+    from alembic import op
+
+    return op.get_context().version_table_schema
+
+
+def upgrade(
+    connection: Connection, revision: str = "head", *, schema: str | None = None
+) -> list[str]:
+    """Upgrade on the caller's connection and return the revisions this call applied
+    (empty when another process got there first).
+
+    A transaction the caller left open on `connection` is committed first: revisions that
+    build indexes concurrently must run outside any transaction. On PostgreSQL a session
+    advisory lock makes concurrent callers (pods starting together) wait, and the
+    upgrade runs once.
+    """
+    validate_schema(schema, connection.dialect.name)
     postgres = connection.dialect.name == "postgresql"
+    applied: list[str] = []
+
+    def record(*, step: MigrationInfo, **_: Any) -> None:
+        applied.extend(step.up_revision_ids if step.is_upgrade else ())
+
     with _process_lock:
         if connection.in_transaction():
             connection.commit()
@@ -61,15 +138,79 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
             connection.execute(select(func.pg_advisory_lock(_ADVISORY_LOCK_KEY)))
             connection.commit()
         try:
-            command.upgrade(alembic_config(connection), revision)
+            command.upgrade(
+                alembic_config(connection, schema=schema, on_version_apply=record), revision
+            )
             if connection.in_transaction():
                 connection.commit()
         finally:
+            if connection.in_transaction():
+                connection.rollback()
             if postgres:
                 connection.execute(select(func.pg_advisory_unlock(_ADVISORY_LOCK_KEY)))
                 connection.commit()
+    return applied
 
 
-async def aupgrade(engine: AsyncEngine, revision: str = "head") -> None:
+def downgrade(connection: Connection, revision: str, *, schema: str | None = None) -> None:
+    """Downgrade on the caller's connection (`"base"` removes our tables)."""
+    validate_schema(schema, connection.dialect.name)
+    with _process_lock:
+        if connection.in_transaction():
+            connection.commit()
+        command.downgrade(alembic_config(connection, schema=schema), revision)
+        if connection.in_transaction():
+            connection.commit()
+
+
+async def aupgrade(
+    engine: AsyncEngine, revision: str = "head", *, schema: str | None = None
+) -> list[str]:
+    """`upgrade` on a connection of an `AsyncEngine`."""
     async with engine.connect() as conn:
-        await conn.run_sync(upgrade, revision)
+        return await conn.run_sync(upgrade, revision, schema=schema)
+
+
+@functools.cache
+def _version_table(schema: str | None) -> Table:
+    return Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)), schema=schema)
+
+
+def current_revisions(connection: Connection, schema: str | None = None) -> set[str] | None:
+    """The revisions recorded in the database, or None when it was never migrated."""
+    if not inspect(connection).has_table(VERSION_TABLE, schema=schema):
+        return None
+    return set(connection.scalars(select(_version_table(schema).c.version_num)))
+
+
+def check_revision(connection: Connection, schema: str | None = None) -> None:
+    """Raise `SchemaNotReadyError` unless the database is at this package's head.
+
+    Read-only (a role that may only read and write rows can run it), and cheap enough
+    to run once per saver: one catalog lookup and one row.
+    """
+    where = f" in schema {schema!r}" if schema else ""
+    option = f" -x schema={schema}" if schema else ""
+    fix = (
+        f"run `alembic{option} upgrade head` (this package's alembic.ini) or "
+        "`await saver.setup()` / `saver.setup()` before using the saver"
+    )
+    found = current_revisions(connection, schema)
+    expected = head()
+    if not found:
+        raise SchemaNotReadyError(
+            f"the database{where} is not migrated (no revision in {VERSION_TABLE}): {fix}"
+        )
+    unknown = found - known_revisions()
+    if unknown:
+        raise SchemaNotReadyError(
+            f"the database{where} is at revision {', '.join(sorted(unknown))}, which this "
+            f"installed langgraph-checkpoint-sqlalchemy does not know (its newest is "
+            f"{expected}): it was migrated by a newer release. Install that release, or "
+            f"downgrade the database with it (`alembic{option} downgrade {expected}`)"
+        )
+    if found != {expected}:
+        raise SchemaNotReadyError(
+            f"the database{where} is at revision {', '.join(sorted(found))}, behind this "
+            f"package's {expected}: {fix}"
+        )

@@ -28,32 +28,52 @@ class SQLAlchemySaver(SaverBase):
     """LangGraph checkpoint saver on a sync SQLAlchemy `Engine` (psycopg, sqlite3).
     The engine is the caller's: the saver never disposes it."""
 
-    def __init__(self, engine: Engine, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(engine.dialect.name, serde=serde)
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+    ) -> None:
+        super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The saver's view of the caller's engine (same pool): tables in `schema`.
+        self._engine = engine.execution_options(**self._engine_options())
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     @contextmanager
     def from_conn_string(
-        cls, url: str, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
+        cls,
+        url: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+        **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit."""
         engine = create_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde)
+            yield cls(engine, serde=serde, schema=schema)
         finally:
             engine.dispose()
 
     def setup(self) -> None:
         """Migrate the database to this package's head revision; safe at every start."""
         with self.engine.connect() as conn:
-            migrations.upgrade(conn)
+            migrations.upgrade(conn, schema=self.schema)
+        self._schema_ready = True
 
     # -- executing plans ---------------------------------------------------------
 
     def _connect(self, plan: Plan[Any]) -> AbstractContextManager[Connection]:
-        return self.engine.begin() if plan.atomic else self._autocommit.connect()
+        return self._engine.begin() if plan.atomic else self._autocommit.connect()
+
+    def _ensure_schema(self) -> None:
+        """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
+        if not self._schema_ready:
+            with self._autocommit.connect() as conn:
+                self._check_schema(conn)
 
     @staticmethod
     def _execute(conn: Connection, step: Step) -> Rows | None:
@@ -61,6 +81,7 @@ class SQLAlchemySaver(SaverBase):
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
     def _run(self, plan: Plan[T]) -> T:
+        self._ensure_schema()
         steps = plan.steps
         with translated(), self._connect(plan) as conn:
             try:
@@ -73,6 +94,7 @@ class SQLAlchemySaver(SaverBase):
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
         """Run a plan that emits values; each statement on its own connection."""
+        self._ensure_schema()
         steps = plan.steps
         rows: Rows | None = None
         while True:
