@@ -22,7 +22,7 @@ import asyncio
 import os
 from typing import Any
 
-from sqlalchemy import Connection, Index, MetaData, create_engine, inspect, pool
+from sqlalchemy import Connection, MetaData, create_engine, inspect, pool
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import CreateSchema
@@ -52,17 +52,17 @@ def _schema() -> str | None:
 SCHEMA = _schema()
 
 
-def _target_metadata() -> MetaData:
-    """Our tables, placed in SCHEMA when there is one."""
-    if SCHEMA is None:
-        return metadata
+def _target_metadata(dialect_name: str) -> MetaData:
+    """Our tables as `dialect_name` holds them: in SCHEMA when there is one, without
+    the indexes of other dialects (`ddl_if`)."""
     placed = MetaData(naming_convention=metadata.naming_convention)
     for table in metadata.tables.values():
-        table.to_metadata(placed, schema=SCHEMA)
+        copy = table.to_metadata(placed, schema=SCHEMA)
+        for index in list(copy.indexes):
+            ddl_if = getattr(OUR_INDEXES.get(index.name or ""), "_ddl_if", None)
+            if ddl_if is not None and ddl_if.dialect not in (None, dialect_name):
+                copy.indexes.discard(index)
     return placed
-
-
-target_metadata = _target_metadata()
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -79,19 +79,13 @@ def include_object(
 ) -> bool:
     if type_ != "index":
         return True
-    if reflected and compare_to is None and name in OFFICIAL_INDEXES:
-        return False  # langgraph-checkpoint-postgres' own: adopted, not drift
-    # Indexes that exist on one dialect only (`ddl_if`) are not drift on another.
-    ours: Index | None = OUR_INDEXES.get(name or "")
-    ddl_if = getattr(ours, "_ddl_if", None)
-    if ddl_if is not None and ddl_if.dialect is not None:
-        return bool(ddl_if.dialect == context.get_context().dialect.name)
-    return True
+    # langgraph-checkpoint-postgres' own indexes: adopted with its tables, not drift.
+    return not (reflected and compare_to is None and name in OFFICIAL_INDEXES)
 
 
-def _configure(**kwargs: Any) -> None:
+def _configure(dialect_name: str, **kwargs: Any) -> None:
     context.configure(
-        target_metadata=target_metadata,
+        target_metadata=_target_metadata(dialect_name),
         version_table=VERSION_TABLE,
         version_table_schema=SCHEMA,
         include_schemas=SCHEMA is not None,
@@ -126,7 +120,8 @@ def _create_schema(connection: Connection) -> None:
 def run_on(connection: Connection) -> None:
     validate_schema(SCHEMA, connection.dialect.name)
     _create_schema(connection)
-    _configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    dialect_name = connection.dialect.name
+    _configure(dialect_name, connection=connection, render_as_batch=dialect_name == "sqlite")
     with context.begin_transaction():
         context.run_migrations()
 
@@ -142,8 +137,9 @@ async def _run_async(url: str) -> None:
 def run_offline() -> None:
     """`alembic upgrade head --sql`: a script for `psql -v ON_ERROR_STOP=1 -f`."""
     url = _url()
-    validate_schema(SCHEMA, make_url(url).get_backend_name())
-    _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
+    dialect_name = make_url(url).get_backend_name()
+    validate_schema(SCHEMA, dialect_name)
+    _configure(dialect_name, url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
     if SCHEMA is not None:
         context.execute(CreateSchema(SCHEMA, if_not_exists=True))
     with context.begin_transaction():
