@@ -64,11 +64,13 @@ class AsyncSQLAlchemySaver(SaverBase):
         finally:
             await engine.dispose()
 
-    async def setup(self) -> None:
-        """Migrate the database to this package's head revision; safe at every start."""
+    async def setup(self) -> list[str]:
+        """Migrate the database to this package's head revision; safe at every start,
+        from many processes at once. Returns the revisions this call applied."""
         self._remember_loop()
-        await migrations.aupgrade(self.engine, schema=self.schema)
+        applied = await migrations.aupgrade(self.engine, schema=self.schema)
         self._schema_ready = True
+        return applied
 
     # -- executing plans ---------------------------------------------------------
 

@@ -58,11 +58,13 @@ class SQLAlchemySaver(SaverBase):
         finally:
             engine.dispose()
 
-    def setup(self) -> None:
-        """Migrate the database to this package's head revision; safe at every start."""
+    def setup(self) -> list[str]:
+        """Migrate the database to this package's head revision; safe at every start,
+        from many processes at once. Returns the revisions this call applied."""
         with self.engine.connect() as conn:
-            migrations.upgrade(conn, schema=self.schema)
+            applied = migrations.upgrade(conn, schema=self.schema)
         self._schema_ready = True
+        return applied
 
     # -- executing plans ---------------------------------------------------------
 
