@@ -9,8 +9,11 @@ the version table live in that PostgreSQL schema, and every statement names it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,62 +116,104 @@ def migration_schema() -> str | None:
     return op.get_context().version_table_schema
 
 
-def upgrade(
-    connection: Connection, revision: str = "head", *, schema: str | None = None
-) -> list[str]:
-    """Upgrade on the caller's connection and return the revisions this call applied
-    (empty when another process got there first).
+def _settle(connection: Connection) -> None:
+    """Commit a transaction the caller left open: revisions that build indexes
+    concurrently must run outside any transaction."""
+    if connection.in_transaction():
+        connection.commit()
 
-    A transaction the caller left open on `connection` is committed first: revisions that
-    build indexes concurrently must run outside any transaction. On PostgreSQL a session
-    advisory lock makes concurrent callers (pods starting together) wait, and the
-    upgrade runs once.
+
+def _try_lock(connection: Connection) -> bool:
+    """Take the session advisory lock that serializes upgrades, without waiting.
+
+    Waiting inside `pg_advisory_lock()` would deadlock: the waiter's statement holds a
+    snapshot, and the holder's CREATE INDEX CONCURRENTLY waits for every older snapshot
+    to go away. So waiters poll, each poll a short transaction of its own.
     """
-    validate_schema(schema, connection.dialect.name)
-    postgres = connection.dialect.name == "postgresql"
+    if connection.dialect.name != "postgresql":
+        return True
+    taken = bool(connection.scalar(select(func.pg_try_advisory_lock(_ADVISORY_LOCK_KEY))))
+    connection.commit()
+    return taken
+
+
+def _unlock(connection: Connection) -> None:
+    if connection.in_transaction():
+        connection.rollback()
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_unlock(_ADVISORY_LOCK_KEY)))
+        connection.commit()
+
+
+def _upgrade_locked(connection: Connection, revision: str, schema: str | None) -> list[str]:
     applied: list[str] = []
 
     def record(*, step: MigrationInfo, **_: Any) -> None:
         applied.extend(step.up_revision_ids if step.is_upgrade else ())
 
     with _process_lock:
-        if connection.in_transaction():
-            connection.commit()
-        if postgres:
-            connection.execute(select(func.pg_advisory_lock(_ADVISORY_LOCK_KEY)))
-            connection.commit()
-        try:
-            command.upgrade(
-                alembic_config(connection, schema=schema, on_version_apply=record), revision
-            )
-            if connection.in_transaction():
-                connection.commit()
-        finally:
-            if connection.in_transaction():
-                connection.rollback()
-            if postgres:
-                connection.execute(select(func.pg_advisory_unlock(_ADVISORY_LOCK_KEY)))
-                connection.commit()
+        command.upgrade(
+            alembic_config(connection, schema=schema, on_version_apply=record), revision
+        )
+        _settle(connection)
     return applied
+
+
+def _polls() -> Iterator[float]:
+    """Seconds between two attempts at the lock: quick at first, then every second."""
+    delay = 0.02
+    while True:
+        yield delay
+        delay = min(delay * 2, 1.0)
+
+
+def upgrade(
+    connection: Connection, revision: str = "head", *, schema: str | None = None
+) -> list[str]:
+    """Upgrade on the caller's connection and return the revisions this call applied
+    (empty when the database was already there, e.g. another pod got there first).
+
+    A transaction the caller left open on `connection` is committed first. On PostgreSQL
+    a session advisory lock makes concurrent callers (pods starting together) wait, and
+    the upgrade runs once.
+    """
+    validate_schema(schema, connection.dialect.name)
+    _settle(connection)
+    for delay in _polls():
+        if _try_lock(connection):
+            break
+        time.sleep(delay)
+    try:
+        return _upgrade_locked(connection, revision, schema)
+    finally:
+        _unlock(connection)
 
 
 def downgrade(connection: Connection, revision: str, *, schema: str | None = None) -> None:
     """Downgrade on the caller's connection (`"base"` removes our tables)."""
     validate_schema(schema, connection.dialect.name)
+    _settle(connection)
     with _process_lock:
-        if connection.in_transaction():
-            connection.commit()
         command.downgrade(alembic_config(connection, schema=schema), revision)
-        if connection.in_transaction():
-            connection.commit()
+        _settle(connection)
 
 
 async def aupgrade(
     engine: AsyncEngine, revision: str = "head", *, schema: str | None = None
 ) -> list[str]:
-    """`upgrade` on a connection of an `AsyncEngine`."""
+    """`upgrade` on a connection of an `AsyncEngine`; waits for the lock without
+    blocking the event loop."""
     async with engine.connect() as conn:
-        return await conn.run_sync(upgrade, revision, schema=schema)
+        validate_schema(schema, conn.dialect.name)
+        await conn.run_sync(_settle)
+        for delay in _polls():
+            if await conn.run_sync(_try_lock):
+                break
+            await asyncio.sleep(delay)
+        try:
+            return await conn.run_sync(_upgrade_locked, revision, schema)
+        finally:
+            await conn.run_sync(_unlock)
 
 
 @functools.cache
