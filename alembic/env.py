@@ -111,9 +111,11 @@ def _url() -> str:
 def _create_schema(connection: Connection) -> None:
     """Create SCHEMA if missing; looked up first, so a deploy role without CREATE on the
     database can migrate into a schema a DBA created for it."""
-    if SCHEMA is None or inspect(connection).has_schema(SCHEMA):
+    if SCHEMA is None:
         return
-    connection.execute(CreateSchema(SCHEMA, if_not_exists=True))
+    if not inspect(connection).has_schema(SCHEMA):
+        connection.execute(CreateSchema(SCHEMA, if_not_exists=True))
+    # Alembic must begin its own transactions (`autocommit_block` relies on it).
     connection.commit()
 
 
