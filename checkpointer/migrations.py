@@ -216,6 +216,41 @@ async def aupgrade(
             await conn.run_sync(_unlock)
 
 
+HOST_IGNORED_TABLES = frozenset(
+    {"checkpoints", "checkpoint_blobs", "checkpoint_writes", VERSION_TABLE, "checkpoint_migrations"}
+)
+"""Tables a host application's autogenerate must leave alone: ours, our version table,
+and langgraph-checkpoint-postgres' `checkpoint_migrations`."""
+
+
+def host_include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """`include_name=` for a host application's `context.configure(...)`: its
+    autogenerate and `alembic check` then ignore the checkpoint tables."""
+    return not (type_ == "table" and name in HOST_IGNORED_TABLES)
+
+
+def upgrade_from_host_env(connection: Connection, *, schema: str | None = None) -> list[str]:
+    """Call at the end of a host application's `env.py`, on its connection, after its
+    own migrations: when the host runs `alembic upgrade` (online), our tables are
+    brought to head too, recorded in our own version table. For the host's other
+    commands (`check`, `revision --autogenerate`, `downgrade`, `stamp`, `--sql`) it
+    does nothing. Returns the revisions it applied."""
+    from alembic import context as host_context
+
+    host = getattr(host_context, "_proxy", None)
+    if host is not None:
+        command_fn = host.context_opts.get("fn")
+        if host.is_offline_mode() or getattr(command_fn, "__name__", "") != "upgrade":
+            return []
+    try:
+        return upgrade(connection, schema=schema)
+    finally:
+        # Our own EnvironmentContext replaced the host's module-level `context` proxy
+        # and removed it on exit: put the host's back, its command is not over.
+        if host is not None:
+            host._install_proxy()
+
+
 @functools.cache
 def _version_table(schema: str | None) -> Table:
     return Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)), schema=schema)
