@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-from .deploy_support import build_graph, run_alembic, sync_pg_url, versions, with_conn
+from .deploy_support import build_graph, sync_pg_url, versions, with_conn
 from .pg_server import database_url
 
 OUR_NAMES = re.compile(
@@ -138,17 +138,6 @@ def test_unqualified_statement_is_caught() -> None:
     assert unqualified(["SELECT * FROM other.checkpoint_blobs"], "lg")
     assert not unqualified(["SELECT lg.checkpoints.thread_id FROM lg.checkpoints"], "lg")
     assert not unqualified(['SELECT 1 FROM "lg".checkpoints_metadata_idx'], "lg")
-
-
-def test_schema_from_cli_option(fresh_pg: str) -> None:
-    """`alembic -x schema=... upgrade head` and `check` place and compare in the schema."""
-    url = sync_pg_url(fresh_pg)
-    run_alembic("-x", "schema=from_cli", "-x", f"url={url}", "upgrade", "head")
-    with with_conn(url) as conn:
-        assert versions(conn, "from_cli") == ["0002"]
-        assert "checkpoints" not in inspect(conn).get_table_names()
-    done = run_alembic("-x", "schema=from_cli", "-x", f"url={url}", "check")
-    assert "No new upgrade operations detected" in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("schema", ["", "  ", 3])
