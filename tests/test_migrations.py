@@ -175,3 +175,16 @@ def test_offline_sql_for_sqlite(tmp_path: Path) -> None:
     assert ddl(offline) == ddl(online)
     with with_conn(f"sqlite:///{offline}") as conn:
         assert versions(conn) == [head()]
+
+
+def test_python_m_checkpointer_for_installed_packages(tmp_path: Path) -> None:
+    """`python -m checkpointer ...` is the Alembic CLI on the shipped scripts."""
+    from checkpointer.__main__ import main
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    main(["-x", f"url={url}", "upgrade", "head"])
+    with with_conn(url) as conn:
+        assert versions(conn) == [head()]
+    main(["-x", f"url={url}", "downgrade", "base"])
+    with with_conn(url) as conn:
+        assert not OURS & table_names(conn)
