@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logger = logging.getLogger("alembic")
     logger.setLevel(logging.INFO)  # "Running upgrade 0001 -> 0002", as `alembic` prints
     logger.addHandler(handler)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     config = Config(cmd_opts=options)
     config.set_main_option("script_location", script_location())
     cli.run_cmd(config, options)
