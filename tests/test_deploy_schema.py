@@ -24,12 +24,15 @@ OUR_NAMES = re.compile(
     r"checkpointer_alembic_version)\b"
 )
 
+LABELS = re.compile(r'\bAS\s+"?\w+"?', re.IGNORECASE)
+
 
 def unqualified(statements: list[str], schema: str) -> list[str]:
     """The statements naming one of our tables without `schema`."""
     bad = []
     for sql in statements:
-        for match in OUR_NAMES.finditer(sql):
+        # Column labels (`EXISTS (...) AS checkpoints`) name no table.
+        for match in OUR_NAMES.finditer(LABELS.sub("", sql)):
             if (match.group(1) or "").strip('"') != schema:
                 bad.append(sql)
                 break
@@ -138,6 +141,8 @@ def test_unqualified_statement_is_caught() -> None:
     assert unqualified(["SELECT * FROM other.checkpoint_blobs"], "lg")
     assert not unqualified(["SELECT lg.checkpoints.thread_id FROM lg.checkpoints"], "lg")
     assert not unqualified(['SELECT 1 FROM "lg".checkpoints_metadata_idx'], "lg")
+    assert not unqualified(["SELECT EXISTS (SELECT * FROM lg.checkpoints) AS checkpoints"], "lg")
+    assert unqualified(["SELECT EXISTS (SELECT * FROM checkpoints) AS checkpoints"], "lg")
 
 
 @pytest.mark.parametrize("schema", ["", "  ", 3])
