@@ -21,6 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, MetaData, String, Table, func, inspect, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
@@ -260,7 +261,17 @@ def current_revisions(connection: Connection, schema: str | None = None) -> set[
     """The revisions recorded in the database, or None when it was never migrated."""
     if not inspect(connection).has_table(VERSION_TABLE, schema=schema):
         return None
-    return set(connection.scalars(select(_version_table(schema).c.version_num)))
+    try:
+        return set(connection.scalars(select(_version_table(schema).c.version_num)))
+    except DBAPIError as error:
+        if "permission denied" not in str(error.orig).lower():
+            raise
+        qualified = f"{schema}.{VERSION_TABLE}" if schema else VERSION_TABLE
+        grants = f"GRANT USAGE ON SCHEMA {schema} TO <role>; " if schema else ""
+        raise SchemaNotReadyError(
+            f"this role may not read {qualified}, which the saver checks before first use: "
+            f"{grants}GRANT SELECT ON {qualified} TO <role> (see the README, Least privilege)"
+        ) from error
 
 
 def check_revision(connection: Connection, schema: str | None = None) -> None:

@@ -67,12 +67,19 @@ async def test_app_role_runs_the_saver_after_a_deploy_role_migrated(
         # The deploy job: the CLI as the deploy role, URL and schema from the environment.
         deploy_url = sync_pg_url(fresh_pg, username=deploy)
         run_alembic("upgrade", "head", url=deploy_url, schema=SCHEMA)
+        grants = [g for g in GRANTS.format(app=app).split(";") if g.strip()]
         with with_conn(deploy_url) as conn:
-            for statement in GRANTS.format(app=app).split(";"):
-                if statement.strip():
-                    conn.execute(text(statement))
+            for statement in grants[:-1]:
+                conn.execute(text(statement))
             conn.commit()
             assert versions(conn, SCHEMA) == ["0002"]
+            # Without SELECT on the version table, the message names the missing grant.
+            with pytest.raises(
+                SchemaNotReadyError, match=r"GRANT SELECT ON langgraph\.checkpointer"
+            ):
+                await AsyncSQLAlchemySaver(app_engine, schema=SCHEMA).aget_tuple(CONFIG)
+            conn.execute(text(grants[-1]))
+            conn.commit()
 
         saver = AsyncSQLAlchemySaver(app_engine, schema=SCHEMA)
         assert await saver.setup() == []  # at head: no DDL needed, none attempted
