@@ -14,6 +14,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,19 @@ def _polls() -> Iterator[float]:
         delay = min(delay * 2, 1.0)
 
 
+@contextmanager
+def _serialized(connection: Connection) -> Iterator[None]:
+    """Hold the upgrade lock on `connection` (PostgreSQL; elsewhere a no-op)."""
+    for delay in _polls():
+        if _try_lock(connection):
+            break
+        time.sleep(delay)
+    try:
+        yield
+    finally:
+        _unlock(connection)
+
+
 def upgrade(
     connection: Connection, revision: str = "head", *, schema: str | None = None
 ) -> list[str]:
@@ -180,21 +194,16 @@ def upgrade(
     """
     validate_schema(schema, connection.dialect.name)
     _settle(connection)
-    for delay in _polls():
-        if _try_lock(connection):
-            break
-        time.sleep(delay)
-    try:
+    with _serialized(connection):
         return _upgrade_locked(connection, revision, schema)
-    finally:
-        _unlock(connection)
 
 
 def downgrade(connection: Connection, revision: str, *, schema: str | None = None) -> None:
-    """Downgrade on the caller's connection (`"base"` removes our tables)."""
+    """Downgrade on the caller's connection (`"base"` removes our tables), under the
+    same lock as upgrades."""
     validate_schema(schema, connection.dialect.name)
     _settle(connection)
-    with _process_lock:
+    with _serialized(connection), _process_lock:
         command.downgrade(alembic_config(connection, schema=schema), revision)
         _settle(connection)
 
@@ -283,8 +292,9 @@ def check_revision(connection: Connection, schema: str | None = None) -> None:
     where = f" in schema {schema!r}" if schema else ""
     option = f" -x schema={schema}" if schema else ""
     fix = (
-        f"run `alembic{option} upgrade head` (this package's alembic.ini) or "
-        "`await saver.setup()` / `saver.setup()` before using the saver"
+        f"run `alembic{option} upgrade head` (or `python -m checkpointer{option} upgrade "
+        "head` where the package is installed), or `await saver.setup()` / `saver.setup()`, "
+        "before using the saver"
     )
     found = current_revisions(connection, schema)
     expected = head()
