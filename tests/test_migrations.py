@@ -4,6 +4,7 @@ the migrated database and `schema.py`, and the offline script applied with psql.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -86,6 +87,29 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
         downgrade(conn, "base")
         assert not OURS & table_names(conn)
         assert upgrade(conn) == ["0001", "0002"]
+        _check(conn)
+
+
+def test_every_revision_steps_up_and_down(fresh_url: str) -> None:
+    """Whatever revisions there are (future ones included): up one at a time, down one
+    at a time to base, and up again to a database without drift."""
+    from alembic.script import ScriptDirectory
+
+    from checkpointer.migrations import script_location
+
+    ordered = [
+        r.revision for r in reversed(list(ScriptDirectory(script_location()).walk_revisions()))
+    ]
+    with with_conn(fresh_url) as conn:
+        for revision in ordered:
+            assert upgrade(conn, revision) == [revision]
+            assert versions(conn) == [revision]
+        for revision in reversed(ordered):
+            assert versions(conn) == [revision]
+            downgrade(conn, "-1")
+        assert versions(conn) == []
+        assert not OURS & table_names(conn)
+        assert upgrade(conn) == ordered
         _check(conn)
 
 
@@ -188,3 +212,70 @@ def test_python_m_checkpointer_for_installed_packages(tmp_path: Path) -> None:
     main(["-x", f"url={url}", "downgrade", "base"])
     with with_conn(url) as conn:
         assert not OURS & table_names(conn)
+
+
+def _offline_script(schema: str | None = None) -> str:
+    import io
+
+    buffer = io.StringIO()
+    config = alembic_config(schema=schema)
+    config.output_buffer = buffer
+    config.set_main_option("sqlalchemy.url", "postgresql+psycopg://nobody@nowhere/none")
+    command.upgrade(config, "head", sql=True)
+    return buffer.getvalue()
+
+
+def test_one_linear_history() -> None:
+    """One head, one base, each revision's downgrade target the previous one."""
+    from alembic.script import ScriptDirectory
+
+    from checkpointer.migrations import script_location
+
+    script = ScriptDirectory(script_location())
+    assert script.get_heads() == [head()]
+    revisions = list(reversed(list(script.walk_revisions())))
+    assert revisions[0].down_revision is None
+    for previous, revision in itertools.pairwise(revisions):
+        assert revision.down_revision == previous.revision
+
+
+def blocking_index_builds(script: str) -> list[str]:
+    """Index builds in an offline script that would block writers: not CONCURRENTLY, or
+    inside a transaction, on a table the same revision did not create (an empty one)."""
+    import re
+
+    found = []
+    in_transaction = False
+    for section in script.split("-- Running upgrade")[1:]:
+        created = set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?([\w.]+)", section))
+        for statement in (s.strip() for s in section.split(";")):
+            words = statement.split()
+            if words[-1:] == ["BEGIN"]:
+                in_transaction = True
+            elif words[-1:] == ["COMMIT"]:
+                in_transaction = False
+            if "CREATE" not in words or "INDEX" not in words:
+                continue
+            table = re.search(r"\bON ([\w.]+)", statement)
+            if table and table.group(1) in created:
+                continue
+            if "CONCURRENTLY" not in words or in_transaction:
+                found.append(statement)
+    return found
+
+
+def test_every_postgresql_index_is_built_concurrently() -> None:
+    """A guard for future revisions, on the offline script of every revision."""
+    for schema in (None, "lg"):
+        script = _offline_script(schema)
+        assert script.count("CREATE INDEX CONCURRENTLY") >= 2
+        assert blocking_index_builds(script) == []
+    bad = (
+        "-- Running upgrade 0002 -> 0003\n\nBEGIN;\n\nCREATE INDEX x ON checkpoints (type);\n"
+        "CREATE INDEX CONCURRENTLY y ON checkpoints (type);\n\nCOMMIT;\n"
+        "CREATE TABLE t (a INT);\nCREATE INDEX z ON t (a);\n"
+    )
+    assert blocking_index_builds(bad) == [
+        "CREATE INDEX x ON checkpoints (type)",
+        "CREATE INDEX CONCURRENTLY y ON checkpoints (type)",
+    ]
