@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite upgrades are not serialized across processes
+    fcntl = None  # type: ignore[assignment]
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationInfo
@@ -50,6 +57,7 @@ set up is adopted (our primary keys already lead with `thread_id`), and are not 
 
 _ADVISORY_LOCK_KEY = 0x6C67_6370  # "lgcp": serializes upgrades across processes
 _process_lock = threading.Lock()  # Alembic keeps module-level state
+_file_locks: dict[int, TextIO] = {}  # SQLite: connection id -> its held lock file
 
 
 def script_location() -> str:
@@ -126,17 +134,39 @@ def _settle(connection: Connection) -> None:
 
 
 def _try_lock(connection: Connection) -> bool:
-    """Take the session advisory lock that serializes upgrades, without waiting.
+    """Take the lock that serializes upgrades of this database, without waiting.
 
-    Waiting inside `pg_advisory_lock()` would deadlock: the waiter's statement holds a
-    snapshot, and the holder's CREATE INDEX CONCURRENTLY waits for every older snapshot
-    to go away. So waiters poll, each poll a short transaction of its own.
+    PostgreSQL: a session advisory lock. Waiting inside `pg_advisory_lock()` would
+    deadlock: the waiter's statement holds a snapshot, and the holder's CREATE INDEX
+    CONCURRENTLY waits for every older snapshot to go away. So waiters poll, each poll
+    a short transaction of its own. SQLite: an exclusive `flock` on a lock file of its
+    own (never the database file: closing a descriptor of it would drop SQLite's locks).
     """
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name == "postgresql":
+        taken = bool(connection.scalar(select(func.pg_try_advisory_lock(_ADVISORY_LOCK_KEY))))
+        connection.commit()
+        return taken
+    path = _lock_file(connection)
+    if path is None or fcntl is None:
         return True
-    taken = bool(connection.scalar(select(func.pg_try_advisory_lock(_ADVISORY_LOCK_KEY))))
-    connection.commit()
-    return taken
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return False
+    _file_locks[id(connection)] = handle
+    return True
+
+
+def _lock_file(connection: Connection) -> Path | None:
+    """Where SQLite upgrades of this database file are serialized (None: nothing to
+    serialize, e.g. an in-memory database)."""
+    database = connection.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    key = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / f"checkpointer-migrate-{key}.lock"
 
 
 def _unlock(connection: Connection) -> None:
@@ -145,6 +175,9 @@ def _unlock(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(select(func.pg_advisory_unlock(_ADVISORY_LOCK_KEY)))
         connection.commit()
+    handle = _file_locks.pop(id(connection), None)
+    if handle is not None:
+        handle.close()  # releases the flock
 
 
 def _upgrade_locked(connection: Connection, revision: str, schema: str | None) -> list[str]:
@@ -188,9 +221,9 @@ def upgrade(
     """Upgrade on the caller's connection and return the revisions this call applied
     (empty when the database was already there, e.g. another pod got there first).
 
-    A transaction the caller left open on `connection` is committed first. On PostgreSQL
-    a session advisory lock makes concurrent callers (pods starting together) wait, and
-    the upgrade runs once.
+    A transaction the caller left open on `connection` is committed first. Concurrent
+    callers (pods starting together) wait for each other, and the upgrade runs once: a
+    session advisory lock on PostgreSQL, a lock file for a SQLite database file.
     """
     validate_schema(schema, connection.dialect.name)
     _settle(connection)

@@ -1,5 +1,6 @@
 """Concurrent start-up: pods calling `setup()` on a fresh database at the same moment
-all succeed, and the migration runs once (each process reports what it applied)."""
+all succeed, and the migration runs once (each process reports what it applied), on
+PostgreSQL and on a SQLite file shared by several worker processes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect
 
 from checkpointer.migrations import head
@@ -51,17 +54,30 @@ def run_sync():
     engine.dispose()
     report(applied, start, end)
 
-asyncio.run(run_async()) if "asyncpg" in url else run_sync()
+asyncio.run(run_async()) if ("+asyncpg" in url or "+aiosqlite" in url) else run_sync()
 """
 
 PODS = 4
 
 
-def test_pods_starting_together_migrate_once(fresh_pg: str) -> None:
-    urls = [
-        database_url(fresh_pg, "asyncpg" if i % 2 else "psycopg").render_as_string(False)
-        for i in range(PODS)
-    ]
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_pods_starting_together_migrate_once(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """PostgreSQL serializes with an advisory lock, SQLite with a lock file."""
+    if dialect == "postgresql":
+        name = request.getfixturevalue("fresh_pg")
+        urls = [
+            database_url(name, "asyncpg" if i % 2 else "psycopg").render_as_string(False)
+            for i in range(PODS)
+        ]
+        check_url = sync_pg_url(name)
+    else:
+        path = tmp_path / "pods.db"
+        urls = [
+            f"sqlite+aiosqlite:///{path}" if i % 2 else f"sqlite:///{path}" for i in range(PODS)
+        ]
+        check_url = f"sqlite:///{path}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     pods = [
         subprocess.Popen(
@@ -99,7 +115,7 @@ def test_pods_starting_together_migrate_once(fresh_pg: str) -> None:
     winner = next(o for o in outcomes if o["applied"])
     # The race was real: every pod called setup() before the migration was over.
     assert max(o["start"] for o in outcomes) < winner["end"], outcomes
-    with with_conn(sync_pg_url(fresh_pg)) as conn:
+    with with_conn(check_url) as conn:
         assert versions(conn) == [head()]
         assert {"checkpoints", "checkpoint_blobs", "checkpoint_writes"} <= set(
             inspect(conn).get_table_names()
