@@ -63,8 +63,7 @@ def test_host_cli_upgrade_runs_ours_and_its_check_ignores_them(
     monkeypatch.setenv("HOST_DATABASE_URL", url)
     run_alembic("upgrade", "head", cwd=HOST)  # the host's deploy step, nothing else
     assert_both_histories(url)
-    done = run_alembic("check", cwd=HOST)
-    assert "No new upgrade operations detected" in done.stdout + done.stderr
+    command.check(Config(str(HOST / "alembic.ini")))  # its `alembic check`: no drift
     # The filter is what keeps our tables out: without it, they show as removals.
     with with_conn(url) as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), host_metadata())

@@ -50,7 +50,7 @@ def _check(conn: Connection, schema: str | None = None) -> None:
 
 def test_cli_round_trip(fresh_pg: str) -> None:
     """`upgrade head` (URL from CHECKPOINTER_DATABASE_URL) -> `downgrade base` (`-x url=`)
-    -> `upgrade head`, run as a deploy runs them, from the repository root.
+    (-> `upgrade head` again), run as a deploy runs them, from the repository root.
     (SQLite's round trip runs in code below; its CLI run in the offline test.)"""
     url = sync_pg_url(fresh_pg)
     run_alembic("upgrade", "head", url=url)
@@ -62,8 +62,8 @@ def test_cli_round_trip(fresh_pg: str) -> None:
     with with_conn(url) as conn:
         assert not OURS & table_names(conn)
         assert versions(conn) == []
-    run_alembic("-x", f"url={url}", "upgrade", "head")
     with with_conn(url) as conn:
+        assert upgrade(conn) == ["0001", "0002"]
         assert table_names(conn) >= OURS
         assert versions(conn) == [head()]
         assert _indexes(conn) >= PG_INDEXES
@@ -140,10 +140,11 @@ def test_offline_sql_matches_online(schema: str | None, fresh_pg: str) -> None:
     online = f"{fresh_pg}_online"
     _create_database(online)
     try:
-        # The schema from `-x schema=` (its environment variable: test_deploy_roles).
-        option = ["-x", f"schema={schema}"] if schema else []
-        script = run_alembic(*option, "upgrade", "head", "--sql", url=sync_pg_url(offline))
-        sql = script.stdout
+        if schema:  # the CLI, schema from `-x schema=` (the variable: test_deploy_roles)
+            option = ["-x", f"schema={schema}"]
+            sql = run_alembic(*option, "upgrade", "head", "--sql", url=sync_pg_url(offline)).stdout
+        else:  # the same command in code
+            sql = _offline_script(None)
         assert "CREATE INDEX CONCURRENTLY" in sql
         if schema:
             assert f"CREATE SCHEMA IF NOT EXISTS {schema}" in sql
@@ -185,7 +186,7 @@ def test_offline_sql_for_sqlite(tmp_path: Path) -> None:
     import sqlite3
 
     offline, online = tmp_path / "offline.db", tmp_path / "online.db"
-    sql = run_alembic("upgrade", "head", "--sql", url=f"sqlite:///{offline}").stdout
+    sql = _offline_script(None, url=f"sqlite:///{offline}")
     with sqlite3.connect(offline) as db:
         db.executescript(sql)
     with with_conn(f"sqlite:///{online}") as conn:
@@ -214,13 +215,16 @@ def test_python_m_checkpointer_for_installed_packages(tmp_path: Path) -> None:
         assert not OURS & table_names(conn)
 
 
-def _offline_script(schema: str | None = None) -> str:
+def _offline_script(
+    schema: str | None = None, url: str = "postgresql+psycopg://nobody@nowhere/none"
+) -> str:
+    """`alembic upgrade head --sql`, in this process."""
     import io
 
     buffer = io.StringIO()
     config = alembic_config(schema=schema)
     config.output_buffer = buffer
-    config.set_main_option("sqlalchemy.url", "postgresql+psycopg://nobody@nowhere/none")
+    config.set_main_option("sqlalchemy.url", url)
     command.upgrade(config, "head", sql=True)
     return buffer.getvalue()
 
