@@ -39,7 +39,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
         # The saver's view of the caller's engine (same pool): tables in `schema`.
-        self._engine = engine.execution_options(**self._engine_options())
+        options = self._engine_options()
+        self._engine = engine.execution_options(**options) if options else engine
         # Single statements commit on their own: no BEGIN/COMMIT round trips.
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         try:

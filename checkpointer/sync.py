@@ -38,7 +38,8 @@ class SQLAlchemySaver(SaverBase):
         super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
         # The saver's view of the caller's engine (same pool): tables in `schema`.
-        self._engine = engine.execution_options(**self._engine_options())
+        options = self._engine_options()
+        self._engine = engine.execution_options(**options) if options else engine
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
