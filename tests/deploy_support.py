@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,25 @@ from checkpointer.migrations import SCHEMA_ENV, URL_ENV
 from .pg_server import database_url
 
 REPO = Path(__file__).resolve().parent.parent
+
+OUR_NAMES = re.compile(
+    r'(?:("?\w+"?)\.)?"?\b(checkpoints|checkpoint_blobs|checkpoint_writes|'
+    r"checkpointer_alembic_version)\b"
+)
+
+LABELS = re.compile(r'\bAS\s+"?\w+"?', re.IGNORECASE)
+
+
+def unqualified(statements: list[str], schema: str) -> list[str]:
+    """The statements naming one of our tables without `schema`."""
+    bad = []
+    for sql in statements:
+        # Column labels (`EXISTS (...) AS checkpoints`) name no table.
+        for match in OUR_NAMES.finditer(LABELS.sub("", sql)):
+            if (match.group(1) or "").strip('"') != schema:
+                bad.append(sql)
+                break
+    return bad
 
 
 def sync_pg_url(name: str, **parts: Any) -> str:

@@ -5,7 +5,6 @@ one database isolated from each other."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,27 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-from .deploy_support import build_graph, sync_pg_url, versions, with_conn
+from .deploy_support import OUR_NAMES, build_graph, sync_pg_url, unqualified, versions, with_conn
 from .pg_server import database_url
-
-OUR_NAMES = re.compile(
-    r'(?:("?\w+"?)\.)?"?\b(checkpoints|checkpoint_blobs|checkpoint_writes|'
-    r"checkpointer_alembic_version)\b"
-)
-
-LABELS = re.compile(r'\bAS\s+"?\w+"?', re.IGNORECASE)
-
-
-def unqualified(statements: list[str], schema: str) -> list[str]:
-    """The statements naming one of our tables without `schema`."""
-    bad = []
-    for sql in statements:
-        # Column labels (`EXISTS (...) AS checkpoints`) name no table.
-        for match in OUR_NAMES.finditer(LABELS.sub("", sql)):
-            if (match.group(1) or "").strip('"') != schema:
-                bad.append(sql)
-                break
-    return bad
 
 
 def record(engine: Engine) -> list[str]:

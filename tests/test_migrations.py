@@ -283,3 +283,12 @@ def test_every_postgresql_index_is_built_concurrently() -> None:
         "CREATE INDEX x ON checkpoints (type)",
         "CREATE INDEX CONCURRENTLY y ON checkpoints (type)",
     ]
+
+
+def test_offline_script_names_the_schema_everywhere() -> None:
+    """With a schema, no statement of any revision relies on `search_path`."""
+    from .deploy_support import unqualified
+
+    statements = _offline_script("lg").split(";")
+    assert len([s for s in statements if "lg." in s]) > 8
+    assert unqualified(statements, "lg") == []
