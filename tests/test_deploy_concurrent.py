@@ -1,6 +1,7 @@
 """Concurrent start-up: pods calling `setup()` on a fresh database at the same moment
 all succeed, and the migration runs once (each process reports what it applied), on
-PostgreSQL and on a SQLite file shared by several worker processes."""
+PostgreSQL and on a SQLite file shared by several worker processes. The same four
+processes race twice, once per database, to keep the test's start-up cost down."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import pytest
 from sqlalchemy import inspect
 
 from checkpointer.migrations import head
@@ -24,13 +25,12 @@ from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import create_async_engine
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-url = sys.argv[1]
 config = {"configurable": {"thread_id": "probe"}}
 
 def report(applied, start, end):
     print(json.dumps({"applied": applied, "start": start, "end": end}), flush=True)
 
-async def run_async():
+async def run_async(url):
     engine = create_async_engine(url)
     saver = AsyncSQLAlchemySaver(engine)
     print("ready", flush=True)
@@ -42,7 +42,7 @@ async def run_async():
     await engine.dispose()
     report(applied, start, end)
 
-def run_sync():
+def run_sync(url):
     engine = create_engine(url)
     saver = SQLAlchemySaver(engine)
     print("ready", flush=True)
@@ -54,69 +54,77 @@ def run_sync():
     engine.dispose()
     report(applied, start, end)
 
-asyncio.run(run_async()) if ("+asyncpg" in url or "+aiosqlite" in url) else run_sync()
+for url in sys.argv[1:]:
+    asyncio.run(run_async(url)) if ("+asyncpg" in url or "+aiosqlite" in url) else run_sync(url)
 """
 
 PODS = 4
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
-def test_pods_starting_together_migrate_once(
-    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    """PostgreSQL serializes with an advisory lock, SQLite with a lock file."""
-    if dialect == "postgresql":
-        name = request.getfixturevalue("fresh_pg")
-        urls = [
-            database_url(name, "asyncpg" if i % 2 else "psycopg").render_as_string(False)
-            for i in range(PODS)
+def race(pods: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    """Wait until every pod is ready, release them together, collect their reports."""
+    for pod in pods:  # every pod has imported everything and holds an engine
+        assert pod.stdout is not None
+        line = pod.stdout.readline().strip()
+        assert line == "ready", line or pod.communicate()[1]
+    for pod in pods:  # then all are released at once
+        assert pod.stdin is not None
+        pod.stdin.write("go\n")
+        pod.stdin.flush()
+    reports = []
+    for pod in pods:
+        assert pod.stdout is not None
+        line = pod.stdout.readline()
+        assert line, pod.communicate()[1]
+        reports.append(json.loads(line))
+    return reports
+
+
+def assert_migrated_once(reports: list[dict[str, Any]], url: str) -> None:
+    print(reports)
+    applied = sorted((r["applied"] for r in reports), key=len)
+    assert applied == [[]] * (PODS - 1) + [["0001", "0002"]], applied
+    winner = next(r for r in reports if r["applied"])
+    # The race was real: every pod called setup() before the migration was over.
+    assert max(r["start"] for r in reports) < winner["end"], reports
+    with with_conn(url) as conn:
+        assert versions(conn) == [head()]
+        assert {"checkpoints", "checkpoint_blobs", "checkpoint_writes"} <= set(
+            inspect(conn).get_table_names()
+        )
+
+
+def test_pods_starting_together_migrate_once(fresh_pg: str, tmp_path: Path) -> None:
+    """PostgreSQL serializes with an advisory lock, SQLite with a lock file; half the
+    pods are async (asyncpg, aiosqlite), half sync (psycopg, sqlite3)."""
+    sqlite = tmp_path / "pods.db"
+    argv = [
+        [
+            database_url(fresh_pg, "asyncpg" if i % 2 else "psycopg").render_as_string(False),
+            f"sqlite+aiosqlite:///{sqlite}" if i % 2 else f"sqlite:///{sqlite}",
         ]
-        check_url = sync_pg_url(name)
-    else:
-        path = tmp_path / "pods.db"
-        urls = [
-            f"sqlite+aiosqlite:///{path}" if i % 2 else f"sqlite:///{path}" for i in range(PODS)
-        ]
-        check_url = f"sqlite:///{path}"
+        for i in range(PODS)
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     pods = [
         subprocess.Popen(
-            [sys.executable, "-c", POD, url],
+            [sys.executable, "-c", POD, *urls],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
         )
-        for url in urls
+        for urls in argv
     ]
     try:
-        for pod in pods:  # every pod has imported everything and holds an engine
-            assert pod.stdout is not None
-            assert pod.stdout.readline().strip() == "ready"
-        for pod in pods:  # then all are released at once
-            assert pod.stdin is not None
-            pod.stdin.write("go\n")
-            pod.stdin.flush()
-        outcomes = []
+        assert_migrated_once(race(pods), sync_pg_url(fresh_pg))
+        assert_migrated_once(race(pods), f"sqlite:///{sqlite}")
         for pod in pods:
-            out, err = pod.communicate(timeout=120)
+            _, err = pod.communicate(timeout=60)
             assert pod.returncode == 0, err
-            outcomes.append(json.loads(out.strip().splitlines()[-1]))
     finally:
         for pod in pods:
             if pod.poll() is None:
                 pod.kill()
-                pod.wait()
-
-    print(outcomes)
-    applied = sorted((o["applied"] for o in outcomes), key=len)
-    assert applied == [[]] * (PODS - 1) + [["0001", "0002"]], applied
-    winner = next(o for o in outcomes if o["applied"])
-    # The race was real: every pod called setup() before the migration was over.
-    assert max(o["start"] for o in outcomes) < winner["end"], outcomes
-    with with_conn(check_url) as conn:
-        assert versions(conn) == [head()]
-        assert {"checkpoints", "checkpoint_blobs", "checkpoint_writes"} <= set(
-            inspect(conn).get_table_names()
-        )
+                pod.communicate()
