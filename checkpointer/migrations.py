@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import os
 import tempfile
 import threading
 import time
@@ -57,7 +58,7 @@ set up is adopted (our primary keys already lead with `thread_id`), and are not 
 
 _ADVISORY_LOCK_KEY = 0x6C67_6370  # "lgcp": serializes upgrades across processes
 _process_lock = threading.Lock()  # Alembic keeps module-level state
-_file_locks: dict[int, TextIO] = {}  # SQLite: connection id -> its held lock file
+_file_locks: dict[int, tuple[Path, TextIO]] = {}  # SQLite: connection id -> held lock
 
 
 def script_location() -> str:
@@ -152,10 +153,14 @@ def _try_lock(connection: Connection) -> bool:
     handle = path.open("a")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # The holder removes the file before releasing it: a lock on a file no longer
+        # at `path` (or replaced) is no lock at all, so try again.
+        if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
         handle.close()
         return False
-    _file_locks[id(connection)] = handle
+    _file_locks[id(connection)] = (path, handle)
     return True
 
 
@@ -175,8 +180,10 @@ def _unlock(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(select(func.pg_advisory_unlock(_ADVISORY_LOCK_KEY)))
         connection.commit()
-    handle = _file_locks.pop(id(connection), None)
-    if handle is not None:
+    held = _file_locks.pop(id(connection), None)
+    if held is not None:
+        path, handle = held
+        path.unlink(missing_ok=True)  # no lock files left behind in the temp directory
         handle.close()  # releases the flock
 
 
