@@ -206,7 +206,8 @@ def _sqlite_contains(
         return each.c.type == kind  # type: ignore[no-any-return]
     if kind in ("number", "text"):
         name = f"{prefix}{len(params)}"
-        params[name] = value
+        # SQLite reads a JSON integer beyond 64 bits as a real (and cannot bind one).
+        params[name] = float(value) if kind == "number" and abs(value) >= 2**63 else value
         types = ("integer", "real") if kind == "number" else ("text",)
         return and_(each.c.type.in_(types), each.c.atom == bindparam(name))
     if isinstance(value, Mapping):

@@ -61,6 +61,10 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     ({"n": -3}, {"n": -3}, True),
     ({"n": 10**15}, {"n": 10**15}, True),
     ({"n": 2}, {"n": 20}, False),
+    ({"n": 10**20}, {"n": 10**20}, True),
+    ({"n": -(10**20)}, {"n": 10**20}, False),
+    ({"n": 0.1}, {"n": 0.1}, True),
+    ({"n": 1e-7}, {"n": 1e-7}, True),
     # booleans are not numbers
     ({"n": True}, {"n": 1}, False),
     ({"n": 1}, {"n": True}, False),
