@@ -45,7 +45,10 @@ def _checkpoint(value: Any) -> tuple[Checkpoint, dict[str, str]]:
 async def pooled(db_url: str) -> AsyncIterator[AsyncEngine]:
     """A pooled engine: ten connections (and overflow) for PostgreSQL; for SQLite, whose
     writers take turns on the file, the driver's default busy wait."""
-    engine = create_async_engine(db_url, pool_size=10, max_overflow=10, pool_timeout=60)
+    if db_url.startswith("postgresql"):
+        engine = create_async_engine(db_url, pool_size=10, max_overflow=10, pool_timeout=60)
+    else:  # what `from_conn_string` gives: SQLAlchemy's defaults for aiosqlite
+        engine = create_async_engine(db_url)
     yield engine
     assert engine.pool.checkedout() == 0
     await engine.dispose()
@@ -190,6 +193,53 @@ async def test_a_blocked_call_does_not_block_the_saver(
     assert got is not None
     assert got.metadata["state"] == "after"
     await engine.dispose()
+
+
+def test_a_blocked_sync_call_does_not_block_the_sync_saver(db_url: str, blocker: Any) -> None:
+    """The same for the sync saver: one thread waits on the lock, others go through."""
+    postgres = db_url.startswith("postgresql")
+    engine = create_engine(
+        _sync_url(db_url), **({} if postgres else {"connect_args": {"timeout": 60}})
+    )
+    saver = SQLAlchemySaver(engine)
+    try:
+        checkpoint, versions = _checkpoint(["first"])
+        stored = saver.put(_config("locked"), checkpoint, {"state": "before"}, versions)  # type: ignore[arg-type]
+        saver.put(_config("free"), *_args(["x"], {"state": "free"}))
+        if postgres:
+            blocker.begin()
+            blocker.execute(
+                select(checkpoints.c.thread_id)
+                .where(checkpoints.c.thread_id == "locked")
+                .with_for_update()
+            ).all()
+        else:
+            blocker.execute("BEGIN IMMEDIATE")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            blocked = pool.submit(saver.put, _config("locked"), checkpoint, {"state": "after"}, {})
+            try:
+                threading.Event().wait(1.0)
+                assert not blocked.done(), "the blocked call should be waiting on the lock"
+                reads = [pool.submit(saver.get_tuple, _config("free")) for _ in range(6)]
+                for read in reads:
+                    got = read.result(timeout=20)
+                    assert got is not None
+                    assert got.metadata["state"] == "free"
+                if postgres:
+                    write = pool.submit(saver.put, _config("other"), *_args([1], {}))
+                    assert write.result(timeout=20)["configurable"]["thread_id"] == "other"
+                assert not blocked.done(), "the blocked call finished before the release"
+            finally:
+                if postgres:
+                    blocker.commit()
+                else:
+                    blocker.execute("COMMIT")
+            assert blocked.result(timeout=60) == stored
+        got = saver.get_tuple(stored)
+        assert got is not None
+        assert got.metadata["state"] == "after"
+    finally:
+        engine.dispose()
 
 
 async def _list(saver: AsyncSQLAlchemySaver) -> list[Any]:
