@@ -52,6 +52,10 @@ class Dialect:
     """A batch of rows is one statement with array parameters (atomic on its own)."""
     cte_dml: bool
     """Blobs and their checkpoint are written by one statement."""
+    single_writer: bool = False
+    """One write transaction at a time per database (SQLite): a saver queues its own
+    writes instead of letting them poll the file lock, where one can starve past the
+    busy timeout ("database is locked") under load."""
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
@@ -227,7 +231,7 @@ def for_name(name: str) -> Dialect:
     if name == "postgresql":
         return _Postgres(name, batch_as_arrays=True, cte_dml=True)
     if name == "sqlite":
-        return _Sqlite(name, batch_as_arrays=False, cte_dml=False)
+        return _Sqlite(name, batch_as_arrays=False, cte_dml=False, single_writer=True)
     raise NotImplementedError(
         f"langgraph-checkpoint-sqlalchemy supports PostgreSQL and SQLite, not {name!r}"
     )
