@@ -111,6 +111,21 @@ def _json_kind(value: Any) -> str:
     raise TypeError(f"metadata filter value {value!r} is not JSON")
 
 
+def filter_shape(filter: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a metadata filter's clause depends on: the kinds of its values and, inside
+    objects and arrays, their structure (never keys or scalar values). Filters of one
+    shape compile to one statement, so it can be cached by shape."""
+    return tuple(_value_shape(value) for value in filter.values())
+
+
+def _value_shape(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return ("object", tuple(_value_shape(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return ("array", tuple(_value_shape(v) for v in value))
+    return _json_kind(value)
+
+
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: how our metadata is stored, so equal documents are
     equal texts on SQLite."""
@@ -237,4 +252,4 @@ def for_name(name: str) -> Dialect:
     )
 
 
-__all__ = ["Dialect", "canonical_json", "for_name"]
+__all__ = ["Dialect", "canonical_json", "filter_shape", "for_name"]

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
+from checkpointer.dialects import filter_shape, for_name
 from checkpointer.schema import checkpoint_blobs, checkpoint_writes, checkpoints
 
 from .pg_server import database_url
@@ -327,3 +328,25 @@ def test_sync_list_with_filter_and_limit(db_url: str) -> None:
         assert [t.metadata["step"] for t in found] == [3]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_filters_of_one_shape_share_one_statement(dialect: str) -> None:
+    """`filter_shape` is a sound cache key: filters of one shape compile to the same SQL
+    with the same parameter names; filters that compile differently differ in shape."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    target = for_name(dialect)
+    compiler = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
+    compiled: dict[Any, set[tuple[str, tuple[str, ...]]]] = {}
+    for f in FILTERS:
+        clause, params = target.metadata_filter(checkpoints.c.metadata, f, "f_")
+        sql = str(clause.compile(dialect=compiler))
+        compiled.setdefault(filter_shape(f), set()).add((sql, tuple(sorted(params))))
+    assert all(len(forms) == 1 for forms in compiled.values()), [
+        shape for shape, forms in compiled.items() if len(forms) > 1
+    ]
+    assert filter_shape({"a": {"b": 1}}) != filter_shape({"a": {"b": 1, "c": 2}})
+    assert filter_shape({"a": [1]}) != filter_shape({"a": [1, 2]})
+    assert filter_shape({"a": True}) != filter_shape({"a": False})
+    assert filter_shape({"x": 1}) == filter_shape({"y": 2.5})
