@@ -199,10 +199,11 @@ async def _store_docs(saver: AsyncSQLAlchemySaver) -> None:
 
 
 async def test_filter_matches_postgres_containment(
-    saver: AsyncSQLAlchemySaver, reference: dict[str, set[int]]
+    saver: AsyncSQLAlchemySaver, db_url: str, reference: dict[str, set[int]]
 ) -> None:
     """Every filter over every stored document: the saver matches exactly the documents
-    PostgreSQL's `@>` matches (so each row of the table holds)."""
+    PostgreSQL's `@>` matches (so each row of the table holds); so does the sync saver
+    (psycopg / sqlite3 binding the parameters) over the same rows."""
     await _store_docs(saver)
     stored = {t.config["configurable"]["thread_id"]: t.metadata async for t in saver.alist(None)}
     assert stored == {f"doc{i}": doc for i, doc in enumerate(DOCS)}
@@ -216,20 +217,13 @@ async def test_filter_matches_postgres_containment(
             f"filter {f!r}: extra {[DOCS[i] for i in found - want]}, "
             f"missing {[DOCS[i] for i in want - found]}"
         )
-
-
-def test_sync_saver_filter_matches_postgres_containment(
-    db_url: str, reference: dict[str, set[int]]
-) -> None:
-    """The sync saver (psycopg / sqlite3 binding the parameters) gives the same answers."""
     engine = create_engine(_sync_url(db_url))
-    saver = SQLAlchemySaver(engine)
     try:
-        for i, doc in enumerate(DOCS):
-            saver.put(_config(f"doc{i}"), empty_checkpoint(), doc, {})  # type: ignore[arg-type]
+        sync_saver = SQLAlchemySaver(engine)
         for f in FILTERS:
             found = {
-                int(t.config["configurable"]["thread_id"][3:]) for t in saver.list(None, filter=f)
+                int(t.config["configurable"]["thread_id"][3:])
+                for t in sync_saver.list(None, filter=f)
             }
             assert found == reference[_dump(f)], f
     finally:
@@ -286,7 +280,7 @@ async def history(saver: AsyncSQLAlchemySaver) -> dict[str, list[str]]:
 
 
 async def test_filter_with_config_before_and_limit(
-    saver: AsyncSQLAlchemySaver, history: dict[str, list[str]]
+    saver: AsyncSQLAlchemySaver, db_url: str, history: dict[str, list[str]]
 ) -> None:
     """A filter narrows whatever config, `before` and `limit` select, newest first."""
 
@@ -315,17 +309,11 @@ async def test_filter_with_config_before_and_limit(
     assert await steps(one, filter={"parity": "odd"}) == []
     assert await steps(_config("A"), filter={}) == await steps(_config("A"))
 
-
-def test_sync_list_with_filter_and_limit(db_url: str) -> None:
-    """The same combination through the sync saver."""
+    # The same through the sync saver.
     engine = create_engine(_sync_url(db_url))
-    saver = SQLAlchemySaver(engine)
     try:
-        for step in range(4):
-            metadata = {"parity": "even" if step % 2 == 0 else "odd", "step": step}
-            saver.put(_config("S"), empty_checkpoint(), metadata, {})  # type: ignore[arg-type]
-        found = saver.list(_config("S"), filter={"parity": "odd"}, limit=1)  # type: ignore[arg-type]
-        assert [t.metadata["step"] for t in found] == [3]
+        found = SQLAlchemySaver(engine).list(_config("A"), filter=even, before=before, limit=1)
+        assert [t.metadata["step"] for t in found] == [2]
     finally:
         engine.dispose()
 
