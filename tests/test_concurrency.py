@@ -97,6 +97,37 @@ async def test_concurrent_aputs_on_distinct_threads(pooled: AsyncEngine) -> None
         assert got.pending_writes == [(f"task{i}", "value", i), (f"task{i}", "other", -i)]
 
 
+async def test_concurrent_aputs_on_one_thread_sharing_blobs(pooled: AsyncEngine) -> None:
+    """50 concurrent checkpoints of one thread naming the same channel version (as
+    parallel branches do), and concurrent special writes to one key: no conflict error,
+    one blob row, the last special write stands."""
+    saver = AsyncSQLAlchemySaver(pooled)
+    config = _config("shared")
+    checkpoints_ = [_checkpoint(["shared value"]) for _ in range(50)]
+    stored = await asyncio.wait_for(
+        asyncio.gather(*(saver.aput(config, c, {}, v) for c, v in checkpoints_)), timeout=120
+    )
+    assert len({s["configurable"]["checkpoint_id"] for s in stored}) == 50
+    assert await _count(pooled, checkpoint_blobs) == 1
+    assert await _count(pooled, checkpoints) == 50
+    target = stored[0]
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(saver.aput_writes(target, [("__error__", f"e{i}"), ("v", i)], "t") for i in range(30))
+        ),
+        timeout=120,
+    )
+    got = await saver.aget_tuple(target)
+    assert got is not None
+    assert len(got.pending_writes) == 2  # one per (task, idx), whoever won
+    error = next(w for w in got.pending_writes if w[1] == "__error__")
+    assert error[2] in {f"e{i}" for i in range(30)}
+    for s in stored:
+        one = await saver.aget_tuple(s)
+        assert one is not None
+        assert one.checkpoint["channel_values"]["value"] == ["shared value"]
+
+
 def test_sync_saver_from_100_os_threads(db_url: str) -> None:
     """The sync saver shared by 100 OS threads on a `QueuePool`: every write is stored."""
     engine = create_engine(
