@@ -64,8 +64,9 @@ class SQLAlchemySaver(SaverBase):
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
     def _turn(self, plan: Plan[Any], first: Step | Emit) -> AbstractContextManager[Any]:
-        """On a single-writer database, a writing plan waits for its turn (in order,
-        holding no connection); elsewhere, and for reads, nothing is held."""
+        """On a single-writer database (SQLite) a writing plan waits for its turn here,
+        holding no connection and with no timeout; reads, and every plan on other
+        databases, take nothing."""
         writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
         return self._write_turn if self._write_turn is not None and writes else nullcontext()
 

@@ -1,6 +1,7 @@
-"""Many threads at once on one saver: every write lands, no instance-wide lock
-serializes the calls, and values are serialized before a connection is taken from the
-pool (so a slow serializer never holds a connection)."""
+"""Many threads at once on one saver: every write lands; no instance-wide lock
+serializes the calls (on SQLite, which has one writer per file, only writes take turns,
+and reads pass a waiting write); values are serialized before a connection is taken
+from the pool (so a slow serializer never holds a connection)."""
 
 from __future__ import annotations
 
