@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -34,6 +34,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         self.engine = engine
         # Single statements commit on their own: no BEGIN/COMMIT round trips.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        single_writer = self._planner.statements.dialect.single_writer
+        self._write_turn = asyncio.Lock() if single_writer else None
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -70,18 +72,29 @@ class AsyncSQLAlchemySaver(SaverBase):
         result = await conn.execute(step.statement, step.params)  # type: ignore[arg-type]
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
+    def _turn(self, plan: Plan[Any], first: Step | Emit) -> AbstractAsyncContextManager[Any]:
+        """On a single-writer database (SQLite) a writing plan waits for its turn here,
+        holding no connection and with no timeout; reads, and every plan on other
+        databases, take nothing."""
+        writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
+        return self._write_turn if self._write_turn is not None and writes else nullcontext()
+
     async def _run(self, plan: Plan[T]) -> T:
         self._remember_loop()
         steps = plan.steps
-        with translated():
-            async with self._connect(plan) as conn:
-                try:
-                    step = next(steps)
-                    while True:
-                        assert isinstance(step, Step)
-                        step = steps.send(await self._execute(conn, step))
-                except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
+        try:
+            step = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        async with self._turn(plan, step):
+            with translated():
+                async with self._connect(plan) as conn:
+                    try:
+                        while True:
+                            assert isinstance(step, Step)
+                            step = steps.send(await self._execute(conn, step))
+                    except StopIteration as done:
+                        return done.value  # type: ignore[no-any-return]
 
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
         """Run a plan that emits values; each statement on its own connection, so none

@@ -108,7 +108,8 @@ class Planner:
 
     def delete_thread(self, thread_id: str) -> Plan[None]:
         return Plan(
-            _each(self.statements.delete_thread, {"thread_id": str(thread_id)}), atomic=True
+            _each(self.statements.delete_thread, {"thread_id": codec.thread_key(thread_id)}),
+            atomic=True,
         )
 
     # -- reading -----------------------------------------------------------------

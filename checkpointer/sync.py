@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -32,6 +33,8 @@ class SQLAlchemySaver(SaverBase):
         super().__init__(engine.dialect.name, serde=serde)
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        single_writer = self._planner.statements.dialect.single_writer
+        self._write_turn = threading.Lock() if single_writer else None
 
     @classmethod
     @contextmanager
@@ -60,11 +63,21 @@ class SQLAlchemySaver(SaverBase):
         result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
+    def _turn(self, plan: Plan[Any], first: Step | Emit) -> AbstractContextManager[Any]:
+        """On a single-writer database (SQLite) a writing plan waits for its turn here,
+        holding no connection and with no timeout; reads, and every plan on other
+        databases, take nothing."""
+        writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
+        return self._write_turn if self._write_turn is not None and writes else nullcontext()
+
     def _run(self, plan: Plan[T]) -> T:
         steps = plan.steps
-        with translated(), self._connect(plan) as conn:
+        try:
+            step = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        with self._turn(plan, step), translated(), self._connect(plan) as conn:
             try:
-                step = next(steps)
                 while True:
                     assert isinstance(step, Step)
                     step = steps.send(self._execute(conn, step))
