@@ -52,6 +52,8 @@ class Dialect:
     """A batch of rows is one statement with array parameters (atomic on its own)."""
     cte_dml: bool
     """Blobs and their checkpoint are written by one statement."""
+    lateral: bool = False
+    """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
     lock_before_read: bool = False
     """A transaction that reads, then writes, must take the write lock first: SQLite
     cannot upgrade a read lock while another writer waits (it fails at once with
@@ -263,7 +265,7 @@ class _Sqlite(Dialect):
 def for_name(name: str) -> Dialect:
     """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
     if name == "postgresql":
-        return _Postgres(name, batch_as_arrays=True, cte_dml=True)
+        return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True)
     if name == "sqlite":
         return _Sqlite(name, batch_as_arrays=False, cte_dml=False, lock_before_read=True)
     raise NotImplementedError(

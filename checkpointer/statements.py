@@ -390,6 +390,17 @@ class Statements:
             detach,
         )
 
+    def _lookup(self, walk: Any, table: Any, on: list[Any]) -> tuple[Any, Any]:
+        """Join the walk to the rows of `table` matching `on` (which names walk
+        columns). On PostgreSQL as a LATERAL subquery, so each is a primary-key lookup
+        per walked row whatever the planner's row estimates (a fresh table's estimate
+        of one row per thread made it scan the thread once per step, quadratically)."""
+        if self.dialect.lateral:
+            # OFFSET 0 keeps the planner from flattening the subquery back into a join.
+            rows = select(table).where(*on).offset(0).lateral(f"{table.name}_of_walk")
+            return walk.join(rows, true()), rows
+        return walk.join(table, and_(*on)), table
+
     def _walk(self, channels: int, count_target: bool) -> Any:
         """Walk the parent chain from checkpoint `checkpoint_id` (or the latest) of
         `thread_id`/`checkpoint_ns`, as a recursive CTE, only as far as needed: per
@@ -455,18 +466,26 @@ class Statements:
             or_(walk.c[f"acc_{i}"], walk.c[f"hb_{i}"], walk.c[f"in_{i}"]) for i in range(channels)
         ]
         parent = cp.alias("p")
-        step = select(
-            parent.c.checkpoint_id,
-            parent.c.parent_checkpoint_id,
-            (walk.c.depth + 1).label("depth"),
-            *(done[i].label(f"acc_{i}") for i in range(channels)),
-            *probes(parent, True),
-        ).where(
-            parent.c.thread_id == thread,
-            parent.c.checkpoint_ns == ns,
-            parent.c.checkpoint_id == walk.c.parent_checkpoint_id,
-            parent.c.checkpoint_id < walk.c.checkpoint_id,
-            not_(and_(*done)),
+        found, row = self._lookup(
+            walk,
+            parent,
+            [
+                parent.c.thread_id == thread,
+                parent.c.checkpoint_ns == ns,
+                parent.c.checkpoint_id == walk.c.parent_checkpoint_id,
+                parent.c.checkpoint_id < walk.c.checkpoint_id,
+            ],
+        )
+        step = (
+            select(
+                row.c.checkpoint_id,
+                row.c.parent_checkpoint_id,
+                (walk.c.depth + 1).label("depth"),
+                *(done[i].label(f"acc_{i}") for i in range(channels)),
+                *probes(row, True),
+            )
+            .select_from(found)
+            .where(not_(and_(*done)))
         )
         return walk.union_all(step)
 
@@ -482,54 +501,58 @@ class Statements:
         for i in range(channels):
             ch = bindparam(f"ch_{i}", type_=Text)
             on_chain = and_(walk.c.depth > 0, not_(walk.c[f"acc_{i}"]))
+            found, w = self._lookup(
+                walk,
+                writes,
+                [
+                    writes.c.thread_id == thread,
+                    writes.c.checkpoint_ns == ns,
+                    writes.c.checkpoint_id == walk.c.checkpoint_id,
+                    writes.c.channel == ch,
+                ],
+            )
             branches.append(
                 _history_row(
                     "w",
                     walk.c.depth,
                     ch,
-                    {n: writes.c[n] for n in ("task_id", "task_path", "idx", "type", "blob")},
+                    {n: w.c[n] for n in ("task_id", "task_path", "idx", "type", "blob")},
                 )
-                .select_from(walk)
-                .join(
-                    writes,
-                    and_(
-                        writes.c.thread_id == thread,
-                        writes.c.checkpoint_ns == ns,
-                        writes.c.checkpoint_id == walk.c.checkpoint_id,
-                    ),
-                )
-                .where(on_chain, writes.c.channel == ch)
+                .select_from(found)
+                .where(on_chain)
+            )
+            found, b = self._lookup(
+                walk,
+                blobs,
+                [
+                    blobs.c.thread_id == thread,
+                    blobs.c.checkpoint_ns == ns,
+                    blobs.c.channel == ch,
+                    blobs.c.version == walk.c[f"ver_{i}"],
+                ],
             )
             branches.append(
-                _history_row("b", walk.c.depth, ch, {n: blobs.c[n] for n in ("type", "blob")})
-                .select_from(walk)
-                .join(
-                    blobs,
-                    and_(
-                        blobs.c.thread_id == thread,
-                        blobs.c.checkpoint_ns == ns,
-                        blobs.c.channel == ch,
-                        blobs.c.version == walk.c[f"ver_{i}"],
-                    ),
-                )
+                _history_row("b", walk.c.depth, ch, {n: b.c[n] for n in ("type", "blob")})
+                .select_from(found)
                 .where(on_chain, walk.c[f"hb_{i}"])
+            )
+            found, c = self._lookup(
+                walk,
+                cp,
+                [
+                    cp.c.thread_id == thread,
+                    cp.c.checkpoint_ns == ns,
+                    cp.c.checkpoint_id == walk.c.checkpoint_id,
+                ],
             )
             branches.append(
                 _history_row(
                     "v",
                     walk.c.depth,
                     ch,
-                    {"value": self.dialect.json_member(cp.c.checkpoint, "channel_values")},
+                    {"value": self.dialect.json_member(c.c.checkpoint, "channel_values")},
                 )
-                .select_from(walk)
-                .join(
-                    cp,
-                    and_(
-                        cp.c.thread_id == thread,
-                        cp.c.checkpoint_ns == ns,
-                        cp.c.checkpoint_id == walk.c.checkpoint_id,
-                    ),
-                )
+                .select_from(found)
                 .where(on_chain, walk.c[f"in_{i}"], not_(walk.c[f"hb_{i}"]))
             )
         return union_all(*branches)
