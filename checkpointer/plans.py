@@ -270,20 +270,23 @@ class Planner:
         for statement in s.copy_thread:
             yield Step(statement, {"source": source, "target": target})
 
-    def prune(self, thread_ids: Sequence[str], strategy: str = "keep_latest") -> list[Plan[None]]:
+    def prune(
+        self, thread_ids: Sequence[str], strategy: str = "keep_latest"
+    ) -> Iterator[Plan[None]]:
         """One plan (one transaction) per batch of `PRUNE_BATCH` threads for `delete`,
-        per thread for `keep_latest`. Arguments are checked before anything runs."""
+        per thread for `keep_latest`, made as they are run. Arguments are checked
+        before anything runs."""
         if strategy not in PRUNE_STRATEGIES:
             raise ValueError(
                 f"unknown prune strategy {strategy!r}: use one of {', '.join(PRUNE_STRATEGIES)}"
             )
         ids = list(dict.fromkeys(_names(thread_ids, "thread_ids")))
         if strategy == "delete":
-            return [
+            return (
                 Plan(_each(self.statements.delete_threads, {"thread_ids": chunk}), atomic=True)
                 for chunk in _chunks(ids, PRUNE_BATCH)
-            ]
-        return [Plan(self._keep_latest(thread_id), atomic=True) for thread_id in ids]
+            )
+        return (Plan(self._keep_latest(thread_id), atomic=True) for thread_id in ids)
 
     def _keep_latest(self, thread_id: str) -> Steps[None]:
         """Keep, per namespace, the latest checkpoint with its writes, plus what

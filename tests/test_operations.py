@@ -319,8 +319,8 @@ async def test_prune_keep_latest_keeps_delta_state(
     memory = InMemorySaver()
     reference = loop_graph(memory, snapshot_frequency=frequency)
     reference.invoke({"count": 0, "limit": 120, "items": []}, _config("ref"))
-    reference.invoke({"limit": 150}, _config("ref"))
-    await graph.ainvoke({"limit": 150}, _config(thread))
+    reference.invoke({"limit": 130}, _config("ref"))
+    await graph.ainvoke({"limit": 130}, _config(thread))
     assert (await graph.aget_state(_config(thread))).values == reference.get_state(
         _config("ref")
     ).values
@@ -394,7 +394,7 @@ async def test_prune_blob_shared_with_a_kept_checkpoint_survives(
 async def test_prune_delete_in_batches_and_bad_arguments(
     saver: AsyncSQLAlchemySaver, engine: AsyncEngine
 ) -> None:
-    threads = [str(uuid4()) for _ in range(230)]
+    threads = [str(uuid4()) for _ in range(201)]
     keep = str(uuid4())
     v = saver.get_next_version(None)
     for thread in [*threads, keep]:
@@ -449,7 +449,7 @@ async def test_prune_while_a_run_writes(saver: AsyncSQLAlchemySaver, engine: Asy
     graph = loop_graph(saver, snapshot_frequency=5)
     thread = str(uuid4())
     await graph.ainvoke({"count": 0, "limit": 3, "items": []}, _config(thread))
-    run = asyncio.create_task(graph.ainvoke({"limit": 150}, _config(thread)))
+    run = asyncio.create_task(graph.ainvoke({"limit": 90}, _config(thread)))
     prunes = 0
     while not run.done():
         await saver.aprune([thread])
@@ -459,7 +459,7 @@ async def test_prune_while_a_run_writes(saver: AsyncSQLAlchemySaver, engine: Asy
     assert prunes >= 3
     reference = loop_graph(InMemorySaver(), snapshot_frequency=5)
     reference.invoke({"count": 0, "limit": 3, "items": []}, _config("ref"))
-    reference.invoke({"limit": 150}, _config("ref"))
+    reference.invoke({"limit": 90}, _config("ref"))
     state = await graph.aget_state(_config(thread))
     assert state.values == reference.get_state(_config("ref")).values
     await _clean(engine, thread)
