@@ -25,6 +25,7 @@ lint: install
 	$(VENV)/bin/ruff check checkpointer alembic tests examples
 	$(VENV)/bin/ruff format --check checkpointer alembic tests examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict examples
 
 bench: install
 	$(PY) -m benchmarks
