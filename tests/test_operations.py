@@ -391,9 +391,12 @@ async def test_prune_blob_shared_with_a_kept_checkpoint_survives(
 
 
 async def test_prune_delete_in_batches_and_bad_arguments(
-    saver: AsyncSQLAlchemySaver, engine: AsyncEngine
+    saver: AsyncSQLAlchemySaver, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    threads = [str(uuid4()) for _ in range(201)]
+    from checkpointer import plans
+
+    monkeypatch.setattr(plans, "PRUNE_BATCH", 10)  # batches of 10 instead of 100
+    threads = [str(uuid4()) for _ in range(21)]
     keep = str(uuid4())
     v = saver.get_next_version(None)
     for thread in [*threads, keep]:
@@ -401,7 +404,7 @@ async def test_prune_delete_in_batches_and_bad_arguments(
         await saver.aput_writes(c, [("w", 1)], "task")
     with count_transactions(engine) as transactions:
         await saver.aprune(threads, strategy="delete")
-    assert len(transactions) == 3  # batches of 100
+    assert len(transactions) == 3  # 10 + 10 + 1
     async with engine.connect() as conn:
         for table in (cp, schema.checkpoint_writes, schema.checkpoint_blobs):
             left = await conn.scalar(select(func.count()).select_from(table))
