@@ -1,7 +1,7 @@
 """LangGraph checkpoint savers on SQLAlchemy Core, migrated by Alembic."""
 
 from .aio import AsyncSQLAlchemySaver
-from .errors import CheckpointerError, SchemaNotReadyError
+from .errors import CheckpointerError, SchemaNotReadyError, ThreadNotEmptyError
 from .migrations import VERSION_TABLE
 from .schema import metadata
 from .sync import SQLAlchemySaver
@@ -12,5 +12,6 @@ __all__ = [
     "CheckpointerError",
     "SQLAlchemySaver",
     "SchemaNotReadyError",
+    "ThreadNotEmptyError",
     "metadata",
 ]

@@ -24,6 +24,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     FromClause,
     Integer,
@@ -56,6 +57,12 @@ class Dialect:
     """One write transaction at a time per database (SQLite): a saver queues its own
     writes instead of letting them poll the file lock, where one can starve past the
     busy timeout ("database is locked") under load."""
+    lateral: bool = False
+    """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
+    lock_before_read: bool = False
+    """A transaction that reads, then writes, must take the write lock first: SQLite
+    cannot upgrade a read lock while another writer waits (it fails at once with
+    "database is locked"), and pysqlite only opens the transaction at the first write."""
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
@@ -85,6 +92,23 @@ class Dialect:
 
     def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
         """The document's `v` (format version) as an integer."""
+        raise NotImplementedError
+
+    def json_member(self, document: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        """The object at a top-level key of a document (`name` is ours, never input),
+        as JSON the driver decodes to a dict."""
+        raise NotImplementedError
+
+    def json_has_key(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        """Whether the object at `name` has the (bound) key `key`."""
+        raise NotImplementedError
+
+    def json_text(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[str]:
+        """The value at `name` -> `key` (a bound key) as text."""
         raise NotImplementedError
 
     def metadata_filter(
@@ -146,6 +170,19 @@ class _Postgres(Dialect):
     def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
         return cast(document.op("->>", return_type=Text)(literal("v", Text)), Integer)
 
+    def json_member(self, document: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        return document.op("->", return_type=JSONB)(literal(name, Text))
+
+    def json_has_key(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        return self.json_member(document, name).has_key(key)  # type: ignore[no-any-return]
+
+    def json_text(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[str]:
+        return self.json_member(document, name).op("->>", return_type=Text)(key)
+
     def metadata_filter(
         self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
     ) -> tuple[ColumnElement[bool], dict[str, Any]]:
@@ -181,6 +218,27 @@ class _Sqlite(Dialect):
 
     def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
         return cast(func.json_extract(document, literal("$.v", Text)), Integer)
+
+    def json_member(self, document: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        # json_extract returns an object as JSON text, which the JSON type decodes.
+        return func.json_extract(document, literal(f"$.{name}", Text), type_=JSON)
+
+    def _each(self, document: ColumnElement[Any], name: str) -> Any:
+        # A key is matched as a value, never spliced into a JSON path (SQLite's path
+        # syntax has no escape for a quote inside a key).
+        return func.json_each(document, literal(f"$.{name}", Text)).table_valued("key", "value")
+
+    def json_has_key(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        each = self._each(document, name)
+        return exists(select(literal(1)).select_from(each).where(each.c.key == key))
+
+    def json_text(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[str]:
+        each = self._each(document, name)
+        return select(cast(each.c.value, Text)).where(each.c.key == key).scalar_subquery()
 
     def metadata_filter(
         self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
@@ -244,9 +302,11 @@ def _sqlite_contains(
 def for_name(name: str) -> Dialect:
     """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
     if name == "postgresql":
-        return _Postgres(name, batch_as_arrays=True, cte_dml=True)
+        return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True)
     if name == "sqlite":
-        return _Sqlite(name, batch_as_arrays=False, cte_dml=False, single_writer=True)
+        return _Sqlite(
+            name, batch_as_arrays=False, cte_dml=False, single_writer=True, lock_before_read=True
+        )
     raise NotImplementedError(
         f"langgraph-checkpoint-sqlalchemy supports PostgreSQL and SQLite, not {name!r}"
     )
