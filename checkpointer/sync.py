@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -14,7 +15,9 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import migrations
 from .base import SaverBase
@@ -29,16 +32,34 @@ class SQLAlchemySaver(SaverBase):
     The engine is the caller's: the saver never disposes it."""
 
     def __init__(self, engine: Engine, *, serde: SerializerProtocol | None = None) -> None:
+        if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
+            raise ValueError(
+                f"{engine.url!s} is an in-memory SQLite database on a SingletonThreadPool, "
+                "which gives every thread a database of its own, and LangGraph writes "
+                "checkpoints from worker threads: use a file, or create the engine with "
+                "poolclass=StaticPool and connect_args={'check_same_thread': False} (what "
+                "SQLAlchemySaver.from_conn_string does for in-memory URLs)"
+            )
         super().__init__(engine.dialect.name, serde=serde)
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A StaticPool hands the same DBAPI connection to every thread: concurrent calls
+        # must not interleave their statements and transactions on it.
+        self._serial: AbstractContextManager[Any] = (
+            threading.RLock() if isinstance(engine.pool, StaticPool) else nullcontext()
+        )
 
     @classmethod
     @contextmanager
     def from_conn_string(
         cls, url: str, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
     ) -> Iterator[SQLAlchemySaver]:
-        """A saver on an engine of its own, disposed on exit."""
+        """A saver on an engine of its own, disposed on exit. An in-memory SQLite URL
+        gets one connection shared by all threads, so every thread sees one database."""
+        if _memory_sqlite(make_url(url)) and "poolclass" not in engine_kwargs:
+            connect_args = {"check_same_thread": False, **engine_kwargs.get("connect_args", {})}
+            engine_kwargs = {**engine_kwargs, "poolclass": StaticPool}
+            engine_kwargs["connect_args"] = connect_args
         engine = create_engine(url, **engine_kwargs)
         try:
             yield cls(engine, serde=serde)
@@ -62,7 +83,7 @@ class SQLAlchemySaver(SaverBase):
 
     def _run(self, plan: Plan[T]) -> T:
         steps = plan.steps
-        with translated(), self._connect(plan) as conn:
+        with self._serial, translated(), self._connect(plan) as conn:
             try:
                 step = next(steps)
                 while True:
@@ -84,7 +105,7 @@ class SQLAlchemySaver(SaverBase):
                 rows = None
                 yield item.value
                 continue
-            with translated(), self._autocommit.connect() as conn:
+            with self._serial, translated(), self._autocommit.connect() as conn:
                 rows = self._execute(conn, item)
 
     # -- the sync contract -------------------------------------------------------
@@ -125,6 +146,12 @@ class SQLAlchemySaver(SaverBase):
 
     def delete_thread(self, thread_id: str) -> None:
         self._run(self.plans.delete_thread(thread_id))
+
+
+def _memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
 
 
 __all__ = ["SQLAlchemySaver"]
