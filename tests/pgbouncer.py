@@ -135,6 +135,10 @@ def running_pgbouncer(pool_size: int = 10) -> Iterator[PgBouncer]:
                 f"default_pool_size = {pool_size}",
                 "max_client_conn = 500",
                 "server_reset_query =",
+                # A server PgBouncer cannot reach fails the test instead of hanging it.
+                "query_wait_timeout = 30",
+                "server_connect_timeout = 5",
+                "server_login_retry = 1",
                 "ignore_startup_parameters = extra_float_digits,options",
                 f"logfile = {log}",
                 f"pidfile = {workdir / 'pgbouncer.pid'}",
@@ -144,7 +148,7 @@ def running_pgbouncer(pool_size: int = 10) -> Iterator[PgBouncer]:
     )
     command = [binary, "-q", str(workdir / "pgbouncer.ini")]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root: drop to another user
-        user = "postgres" if _user_exists("postgres") else "nobody"
+        user = _unprivileged_user(server_url())
         entry = pwd.getpwnam(user)
         os.chown(workdir, entry.pw_uid, entry.pw_gid)
         for child in workdir.iterdir():
@@ -164,6 +168,19 @@ def running_pgbouncer(pool_size: int = 10) -> Iterator[PgBouncer]:
         if process.stdout is not None:
             process.stdout.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _unprivileged_user(url: URL) -> str:
+    """Who PgBouncer runs as when we are root: the owner of the server's socket
+    directory (an embedded server's private one) if it is not root, else `postgres`."""
+    host = url.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0]
+    if host and host.startswith("/"):
+        owner = os.stat(host).st_uid
+        if owner != 0:
+            return pwd.getpwuid(owner).pw_name
+    return "postgres" if _user_exists("postgres") else "nobody"
 
 
 def _user_exists(name: str) -> bool:
