@@ -13,30 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.types import Interrupt, PregelTask, Send, StateSnapshot
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
+from checkpointer.migrations import upgrade
+
+from .conftest import _create_database as create_database
+from .conftest import drop_database, pg_database_url
 
 Mode = Literal["sync", "async"]
 MODES: list[Mode] = ["sync", "async"]
 
 
-def driver_url(url: str, mode: Mode) -> str:
+def driver_url(url: str, mode: Mode, async_pg: str = "asyncpg") -> str:
     """The migrated database `url` (an async driver's URL) through the driver each
-    mode uses: psycopg / asyncpg on PostgreSQL, sqlite3 / aiosqlite on SQLite."""
+    mode uses: psycopg / `async_pg` on PostgreSQL, sqlite3 / aiosqlite on SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        driver = "postgresql+psycopg" if mode == "sync" else "postgresql+asyncpg"
+        driver = "postgresql+psycopg" if mode == "sync" else f"postgresql+{async_pg}"
     else:
         driver = "sqlite" if mode == "sync" else "sqlite+aiosqlite"
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
@@ -172,33 +179,47 @@ class Session:
 
 
 class Backend:
-    """Opens sessions on one saver kind. `reopen` means a new saver (and, for ours,
-    a new engine): state must survive closing the previous one."""
+    """Opens sessions on one saver kind. Each `open()` is a new saver (and, for ours, a
+    new engine): state must survive closing the previous one. With `alternate`, the
+    sessions take turns between the sync and the async saver on the same database."""
 
-    def __init__(self, mode: Mode, url: str | None) -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        url_for: Callable[[Mode], str] | None,
+        *,
+        alternate: bool = False,
+        run: str = "",
+    ) -> None:
         self.mode = mode
-        self.url = url
-        self._memory = InMemorySaver() if url is None else None
+        self.url_for = url_for
+        self.alternate = alternate
+        self.run = run
+        self._memory = InMemorySaver() if url_for is None else None
 
-    @property
-    def name(self) -> str:
-        return "InMemorySaver" if self.url is None else "ours"
+    def thread(self, name: str) -> str:
+        """A thread id of this comparison: tests share one database per module."""
+        return f"{name}-{self.run}" if self.run else name
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[Session]:
-        if self._memory is not None:
-            yield Session(self.mode, self._memory)
-        elif self.mode == "sync":
-            with self._sync_saver() as saver:
-                yield Session(self.mode, saver)
+        mode = self.mode
+        if self.alternate:
+            self.mode = "async" if mode == "sync" else "sync"
+        if self.url_for is None:
+            assert self._memory is not None
+            yield Session(mode, self._memory)
+        elif mode == "sync":
+            with self._sync_saver(self.url_for(mode)) as saver:
+                yield Session(mode, saver)
         else:
-            async with AsyncSQLAlchemySaver.from_conn_string(self.url) as asaver:  # type: ignore[arg-type]
-                yield Session(self.mode, asaver)
+            async with AsyncSQLAlchemySaver.from_conn_string(self.url_for(mode)) as asaver:
+                yield Session(mode, asaver)
                 assert asaver.engine.pool.checkedout() == 0, "a connection was left checked out"
 
     @contextmanager
-    def _sync_saver(self) -> Iterator[SQLAlchemySaver]:
-        with SQLAlchemySaver.from_conn_string(self.url) as saver:  # type: ignore[arg-type]
+    def _sync_saver(self, url: str) -> Iterator[SQLAlchemySaver]:
+        with SQLAlchemySaver.from_conn_string(url) as saver:
             yield saver
             assert saver.engine.pool.checkedout() == 0, "a connection was left checked out"
 
@@ -206,13 +227,59 @@ class Backend:
 Scenario = Callable[[Backend, Recorder], Awaitable[None]]
 
 
-async def compare(scenario: Scenario, mode: Mode, db_url: str) -> list[tuple[str, Any]]:
+def shared_database(dialect: str, pg_template: str, tmp: Path) -> Iterator[str]:
+    """A migrated database (async driver URL) shared by one module's comparisons, which
+    keep apart by thread id: one clone per module instead of one per test."""
+    if dialect == "postgresql":
+        name = f"cp_e2e_{uuid.uuid4().hex[:10]}"
+        create_database(name, template=pg_template)
+        try:
+            yield pg_database_url(name)
+        finally:
+            drop_database(name)
+        return
+    url = f"sqlite+aiosqlite:///{tmp / 'e2e.db'}"
+    engine = create_engine(driver_url(url, "sync"))
+    with engine.connect() as conn:
+        upgrade(conn)
+    engine.dispose()
+    yield url
+
+
+async def compare(
+    scenario: Scenario,
+    mode: Mode,
+    db_url: str,
+    *,
+    alternate: bool = False,
+    async_pg: str = "asyncpg",
+) -> list[tuple[str, Any]]:
     """Run `scenario` on our saver and on `InMemorySaver`; they must report the same."""
     ours, reference = Recorder(), Recorder()
-    await scenario(Backend(mode, driver_url(db_url, mode)), ours)
-    await scenario(Backend(mode, None), reference)
+
+    def url_for(session_mode: Mode) -> str:
+        return driver_url(db_url, session_mode, async_pg)
+
+    run = uuid.uuid4().hex[:12]
+    await scenario(Backend(mode, url_for, alternate=alternate, run=run), ours)
+    await scenario(Backend(mode, None, alternate=alternate, run=run), reference)
     assert reference.items, "the scenario recorded nothing"
     assert [what for what, _ in ours.items] == [what for what, _ in reference.items]
     for (what, got), (_, expected) in zip(ours.items, reference.items, strict=True):
         assert got == expected, f"{what}: our saver differs from InMemorySaver"
     return ours.items
+
+
+def module_database(
+    dialects: Sequence[str] = ("postgresql", "sqlite"), name: str = "db_url"
+) -> Any:
+    """A module-scoped fixture `name` over `dialects`, built on `shared_database`:
+    `db_url = module_database()` in a test module overrides conftest's per-test one."""
+
+    @pytest.fixture(scope="module", params=list(dialects), name=name)
+    def db_url(
+        request: pytest.FixtureRequest, pg_template: str, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[str]:
+        yield from shared_database(request.param, pg_template, tmp_path_factory.mktemp("e2e"))
+
+    return db_url

@@ -20,15 +20,16 @@ from .graphs import (
     pipeline_graph,
     split_graph,
 )
-from .harness import MODES, Backend, Mode, Recorder, compare
+from .harness import MODES, Backend, Mode, Recorder, compare, module_database
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
+db_url = module_database()
 
 FAN_OUT = 12
 
 
 async def fan_out(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "fan"}}
+    config = {"configurable": {"thread_id": backend.thread("fan")}}
     builder = fanout_graph()
     async with backend.open() as session:
         graph = builder.compile(checkpointer=session.saver)
@@ -50,7 +51,7 @@ async def fan_out(backend: Backend, record: Recorder) -> None:
 
 
 async def failing_sibling(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "split"}}
+    config = {"configurable": {"thread_id": backend.thread("split")}}
     calls: Counter[str] = Counter()
     broken = {"flaky": True}
     builder = split_graph(calls, broken)
@@ -80,7 +81,7 @@ async def durability(backend: Backend, record: Recorder) -> None:
     async with backend.open() as session:
         graph = builder.compile(checkpointer=session.saver)
         for mode in ("sync", "async", "exit"):
-            config = {"configurable": {"thread_id": f"durability-{mode}"}}
+            config = {"configurable": {"thread_id": backend.thread(f"durability-{mode}")}}
             first = await session.invoke(graph, {"x": 2}, config, durability=mode)
             second = await session.invoke(graph, {"x": 1}, config, durability=mode)
             record(f"{mode}: runs", [first, second])
@@ -91,12 +92,12 @@ async def durability(backend: Backend, record: Recorder) -> None:
     async with backend.open() as session:
         graph = builder.compile(checkpointer=session.saver)
         for mode in ("sync", "async", "exit"):
-            config = {"configurable": {"thread_id": f"durability-{mode}"}}
+            config = {"configurable": {"thread_id": backend.thread(f"durability-{mode}")}}
             record(f"{mode}: reopened", await session.get_state(graph, config))
 
 
 async def delta_channel(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "delta"}}
+    config = {"configurable": {"thread_id": backend.thread("delta")}}
     builder = delta_graph()
     steps = 3 * DELTA_SNAPSHOT_EVERY + 1
     async with backend.open() as session:
@@ -123,17 +124,17 @@ async def delta_channel(backend: Backend, record: Recorder) -> None:
 
 
 async def functional(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "functional"}}
+    config = {"configurable": {"thread_id": backend.thread("functional")}}
     calls: Counter[str] = Counter()
-    is_async = backend.mode == "async"
     async with backend.open() as session:
+        is_async = session.mode == "async"
         flow: Any = functional_workflow(session.saver, calls, is_async=is_async)
         paused = record("paused", await session.invoke(flow, 21, config))
         assert paused["__interrupt__"][0].value == {"doubled": 42}
         state = record("paused state", await session.get_state(flow, config))
         assert state.next == ("aflow" if is_async else "flow",)
     async with backend.open() as session:
-        flow = functional_workflow(session.saver, calls, is_async=is_async)
+        flow = functional_workflow(session.saver, calls, is_async=session.mode == "async")
         done = record("done", await session.invoke(flow, Command(resume="answer"), config))
         assert done == {"doubled": 42, "answer": "answer", "labelled": "answer=42"}
         # The task that ran before the interrupt was not run again on resume.

@@ -9,14 +9,15 @@ from langchain_core.messages import HumanMessage
 from langgraph.types import Command
 
 from .graphs import chat_graph, nested_graph, pipeline_graph, review_graph
-from .harness import MODES, Backend, Mode, Recorder, compare
+from .harness import MODES, Backend, Mode, Recorder, compare, module_database
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
+db_url = module_database()
 
 
 async def chat(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "chat"}}
-    other = {"configurable": {"thread_id": "chat-other"}}
+    config = {"configurable": {"thread_id": backend.thread("chat")}}
+    other = {"configurable": {"thread_id": backend.thread("chat-other")}}
     builder = chat_graph()
     async with backend.open() as session:
         graph = builder.compile(checkpointer=session.saver)
@@ -49,7 +50,7 @@ async def chat(backend: Backend, record: Recorder) -> None:
 
 
 async def review(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "review"}}
+    config = {"configurable": {"thread_id": backend.thread("review")}}
     builder = review_graph()
     async with backend.open() as session:
         graph = builder.compile(checkpointer=session.saver)
@@ -80,7 +81,7 @@ async def review(backend: Backend, record: Recorder) -> None:
 
 
 async def time_travel(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "travel"}}
+    config = {"configurable": {"thread_id": backend.thread("travel")}}
     builder = pipeline_graph()
     async with backend.open() as session:
         graph = builder.compile(checkpointer=session.saver)
@@ -113,7 +114,7 @@ async def time_travel(backend: Backend, record: Recorder) -> None:
 
 
 async def subgraph(backend: Backend, record: Recorder) -> None:
-    config = {"configurable": {"thread_id": "nested"}}
+    config = {"configurable": {"thread_id": backend.thread("nested")}}
     builder = nested_graph()
     async with backend.open() as session:
         graph = builder.compile(checkpointer=session.saver)
@@ -141,7 +142,9 @@ async def subgraph(backend: Backend, record: Recorder) -> None:
         assert done["inner"] == ["s1", "ask:teal", "s2"]
         record("final", await session.get_state(graph, config, subgraphs=True))
         record("history", await session.history(graph, config))
-        inner_config = {"configurable": {"thread_id": "nested", "checkpoint_ns": inner_ns}}
+        inner_config = {
+            "configurable": {"thread_id": backend.thread("nested"), "checkpoint_ns": inner_ns}
+        }
         record("inner history after", await session.history(graph, inner_config))
 
 
