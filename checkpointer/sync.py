@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
@@ -146,6 +146,47 @@ class SQLAlchemySaver(SaverBase):
 
     def delete_thread(self, thread_id: str) -> None:
         self._run(self.plans.delete_thread(thread_id))
+
+    # -- async use is a mistake: say what to use instead ----------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        raise NotImplementedError(_ASYNC_USE)
+        yield  # pragma: no cover  (makes this an async generator, like the base's)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        raise NotImplementedError(_ASYNC_USE)
+
+
+_ASYNC_USE = (
+    "SQLAlchemySaver is synchronous (graph.invoke / graph.stream): for ainvoke, astream "
+    "and other async use, create an AsyncEngine (create_async_engine with asyncpg, "
+    "psycopg or aiosqlite) and use checkpointer.AsyncSQLAlchemySaver"
+)
 
 
 def _memory_sqlite(url: URL) -> bool:
