@@ -108,6 +108,43 @@ class SQLAlchemySaver(SaverBase):
             with self._serial, translated(), self._autocommit.connect() as conn:
                 rows = self._execute(conn, item)
 
+    # -- async use is a mistake: say what to use instead ----------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        raise NotImplementedError(_ASYNC_USE)
+        yield  # pragma: no cover  (makes this an async generator, like the base's)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        raise NotImplementedError(_ASYNC_USE)
+
     # -- the sync contract -------------------------------------------------------
 
     def put(
@@ -146,40 +183,6 @@ class SQLAlchemySaver(SaverBase):
 
     def delete_thread(self, thread_id: str) -> None:
         self._run(self.plans.delete_thread(thread_id))
-
-    # -- async use is a mistake: say what to use instead ----------------------------
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        raise NotImplementedError(_ASYNC_USE)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        raise NotImplementedError(_ASYNC_USE)
-        yield  # pragma: no cover  (makes this an async generator, like the base's)
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        raise NotImplementedError(_ASYNC_USE)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        raise NotImplementedError(_ASYNC_USE)
 
 
 _ASYNC_USE = (
