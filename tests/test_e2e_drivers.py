@@ -10,7 +10,7 @@ import pytest
 
 from checkpointer import SQLAlchemySaver
 
-from .graphs import review_graph
+from .e2e_graphs import review_graph
 from .harness import MODES, Mode, Scenario, compare, module_database
 from .test_e2e_state import chat, review, subgraph, time_travel
 

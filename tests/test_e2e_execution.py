@@ -12,7 +12,7 @@ import pytest
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.types import Command
 
-from .graphs import (
+from .e2e_graphs import (
     DELTA_SNAPSHOT_EVERY,
     delta_graph,
     fanout_graph,

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
 
-from .graphs import chat_graph, nested_graph, pipeline_graph, review_graph
+from .e2e_graphs import chat_graph, nested_graph, pipeline_graph, review_graph
 from .harness import MODES, Backend, Mode, Recorder, compare, module_database
 
 pytestmark = pytest.mark.parametrize("mode", MODES)

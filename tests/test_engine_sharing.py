@@ -40,7 +40,7 @@ from checkpointer import (
 )
 from checkpointer.schema import checkpoints
 
-from .graphs import fanout_graph
+from .e2e_graphs import fanout_graph
 from .pg_server import database_url
 
 app_metadata = MetaData()

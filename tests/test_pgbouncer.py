@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-from .graphs import fanout_graph
+from .e2e_graphs import fanout_graph
 from .pgbouncer import ENGINE_OPTIONS, PgBouncer, running_pgbouncer
 
 ASYNC_DRIVERS = ["asyncpg", "psycopg"]
