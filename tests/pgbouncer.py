@@ -106,7 +106,7 @@ class PgBouncer:
             ) as conn,
             conn.cursor() as cur,
         ):
-            cur.execute(f"SHOW {what}")  # type: ignore[call-overload]  # admin command
+            cur.execute(f"SHOW {what}")  # an admin console command from this module
             names = [column.name for column in cur.description or ()]
             return [dict(zip(names, map(str, row), strict=True)) for row in cur.fetchall()]
 
