@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
@@ -16,7 +16,9 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import migrations
 from .base import SaverBase
@@ -31,18 +33,36 @@ class SQLAlchemySaver(SaverBase):
     The engine is the caller's: the saver never disposes it."""
 
     def __init__(self, engine: Engine, *, serde: SerializerProtocol | None = None) -> None:
+        if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
+            raise ValueError(
+                f"{engine.url!s} is an in-memory SQLite database on a SingletonThreadPool, "
+                "which gives every thread a database of its own, and LangGraph writes "
+                "checkpoints from worker threads: use a file, or create the engine with "
+                "poolclass=StaticPool and connect_args={'check_same_thread': False} (what "
+                "SQLAlchemySaver.from_conn_string does for in-memory URLs)"
+            )
         super().__init__(engine.dialect.name, serde=serde)
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         single_writer = self._planner.statements.dialect.single_writer
         self._write_turn = threading.Lock() if single_writer else None
+        # A StaticPool hands the same DBAPI connection to every thread: concurrent calls
+        # must not interleave their statements and transactions on it.
+        self._serial: AbstractContextManager[Any] = (
+            threading.RLock() if isinstance(engine.pool, StaticPool) else nullcontext()
+        )
 
     @classmethod
     @contextmanager
     def from_conn_string(
         cls, url: str, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
     ) -> Iterator[SQLAlchemySaver]:
-        """A saver on an engine of its own, disposed on exit."""
+        """A saver on an engine of its own, disposed on exit. An in-memory SQLite URL
+        gets one connection shared by all threads, so every thread sees one database."""
+        if _memory_sqlite(make_url(url)) and "poolclass" not in engine_kwargs:
+            connect_args = {"check_same_thread": False, **engine_kwargs.get("connect_args", {})}
+            engine_kwargs = {**engine_kwargs, "poolclass": StaticPool}
+            engine_kwargs["connect_args"] = connect_args
         engine = create_engine(url, **engine_kwargs)
         try:
             yield cls(engine, serde=serde)
@@ -77,7 +97,7 @@ class SQLAlchemySaver(SaverBase):
             step = next(steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        with self._turn(plan, step), translated(), self._connect(plan) as conn:
+        with self._serial, self._turn(plan, step), translated(), self._connect(plan) as conn:
             try:
                 while True:
                     assert isinstance(step, Step)
@@ -98,8 +118,45 @@ class SQLAlchemySaver(SaverBase):
                 rows = None
                 yield item.value
                 continue
-            with translated(), self._autocommit.connect() as conn:
+            with self._serial, translated(), self._autocommit.connect() as conn:
                 rows = self._execute(conn, item)
+
+    # -- async use is a mistake: say what to use instead ----------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        raise NotImplementedError(_ASYNC_USE)
+        yield  # pragma: no cover  (makes this an async generator, like the base's)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        raise NotImplementedError(_ASYNC_USE)
 
     # -- the sync contract -------------------------------------------------------
 
@@ -162,6 +219,19 @@ class SQLAlchemySaver(SaverBase):
     ) -> Mapping[str, DeltaChannelHistory]:
         """The base class's result in one statement, whatever the chain's depth."""
         return self._run(self.plans.delta_history(config, channels))
+
+
+_ASYNC_USE = (
+    "SQLAlchemySaver is synchronous (graph.invoke / graph.stream): for ainvoke, astream "
+    "and other async use, create an AsyncEngine (create_async_engine with asyncpg, "
+    "psycopg or aiosqlite) and use checkpointer.AsyncSQLAlchemySaver"
+)
+
+
+def _memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
 
 
 __all__ = ["SQLAlchemySaver"]
