@@ -44,6 +44,7 @@ class AsyncSQLAlchemySaver(SaverBase):
         self._engine = engine.execution_options(**options) if options else engine
         # Single statements commit on their own: no BEGIN/COMMIT round trips.
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._schema_check = asyncio.Lock()  # concurrent first calls: one check
         single_writer = self._planner.statements.dialect.single_writer
         self._write_turn = asyncio.Lock() if single_writer else None
         try:
@@ -89,8 +90,10 @@ class AsyncSQLAlchemySaver(SaverBase):
         """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
         self._remember_loop()
         if not self._schema_ready:
-            async with self._autocommit.connect() as conn:
-                await conn.run_sync(self._check_schema)
+            async with self._schema_check:
+                if not self._schema_ready:
+                    async with self._autocommit.connect() as conn:
+                        await conn.run_sync(self._check_schema)
 
     @staticmethod
     async def _execute(conn: AsyncConnection, step: Step) -> Rows | None:

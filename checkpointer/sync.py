@@ -53,6 +53,7 @@ class SQLAlchemySaver(SaverBase):
         options = self._engine_options()
         self._engine = engine.execution_options(**options) if options else engine
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._schema_check = threading.Lock()  # concurrent first calls: one check
         single_writer = self._planner.statements.dialect.single_writer
         self._write_turn = threading.Lock() if single_writer else None
         # A StaticPool hands the same DBAPI connection to every thread: concurrent calls
@@ -99,8 +100,10 @@ class SQLAlchemySaver(SaverBase):
     def _ensure_schema(self) -> None:
         """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
         if not self._schema_ready:
-            with self._serial, self._autocommit.connect() as conn:
-                self._check_schema(conn)
+            with self._schema_check:
+                if not self._schema_ready:
+                    with self._serial, self._autocommit.connect() as conn:
+                        self._check_schema(conn)
 
     @staticmethod
     def _execute(conn: Connection, step: Step) -> Rows | None:
