@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint bench bench-quick clean
+.PHONY: install system-deps demo test lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -15,10 +15,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# PgBouncer for tests/test_pgbouncer.py (Debian's package; the binary lives in /usr/sbin).
+# The PgBouncer tests fail, never skip, without it.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || \
+		$(SUDO) apt-get install -y pgbouncer || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y pgbouncer; }
+
 demo: install
 	$(PY) examples/demo.py
 
-test: install
+test: install system-deps
 	$(PY) -m pytest
 
 lint: install

@@ -3,8 +3,17 @@
 The database URL comes from, in order: a connection handed over in
 `config.attributes["connection"]` (programmatic use, `setup()`), `-x url=...`, the
 `CHECKPOINTER_DATABASE_URL` environment variable, or `sqlalchemy.url` in the ini file.
-Async URLs (`+asyncpg`, `+aiosqlite`) work too. Only our three tables are compared by
-autogenerate and `alembic check`; our revision lives in `checkpointer_alembic_version`.
+Async URLs (`+asyncpg`, `+aiosqlite`) work too.
+
+The PostgreSQL schema (default: none, i.e. the connection's default schema) comes from
+`config.attributes["schema"]` (programmatic use), `-x schema=...` or the
+`CHECKPOINTER_SCHEMA` environment variable. With a schema, it is created if missing,
+every table, index and the version table are created in it, and every statement names
+it explicitly: nothing relies on `search_path`.
+
+Only our three tables are compared by autogenerate and `alembic check` (a host app's
+tables and langgraph-checkpoint-postgres' own `checkpoint_migrations` and thread_id
+indexes are ignored); our revision lives in `checkpointer_alembic_version`.
 """
 
 from __future__ import annotations
@@ -13,44 +22,78 @@ import asyncio
 import os
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection, MetaData, create_engine, inspect, pool
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.schema import CreateSchema
 
 from alembic import context
-from checkpointer.migrations import URL_ENV, VERSION_TABLE
+from checkpointer.migrations import (
+    OFFICIAL_INDEXES,
+    SCHEMA_ENV,
+    URL_ENV,
+    VERSION_TABLE,
+    validate_schema,
+)
 from checkpointer.schema import metadata
 
 config = context.config
-target_metadata = metadata
+OUR_TABLES = frozenset(table.name for table in metadata.tables.values())
+OUR_INDEXES = {index.name: index for table in metadata.tables.values() for index in table.indexes}
+
+
+def _schema() -> str | None:
+    if "schema" in config.attributes:  # set by code, even to None: never the env var
+        return config.attributes["schema"]  # type: ignore[no-any-return]
+    given = context.get_x_argument(as_dictionary=True).get("schema") or os.environ.get(SCHEMA_ENV)
+    return given or None
+
+
+SCHEMA = _schema()
+
+
+def _target_metadata(dialect_name: str) -> MetaData:
+    """Our tables as `dialect_name` holds them: in SCHEMA when there is one, without
+    the indexes of other dialects (`ddl_if`)."""
+    placed = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.tables.values():
+        copy = table.to_metadata(placed, schema=SCHEMA)
+        for index in list(copy.indexes):
+            ddl_if = getattr(OUR_INDEXES.get(index.name or ""), "_ddl_if", None)
+            if ddl_if is not None and ddl_if.dialect not in (None, dialect_name):
+                copy.indexes.discard(index)
+    return placed
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Look only at our tables, never at a host application's."""
+    """Look only at our schema and our tables, never at a host application's."""
+    if type_ == "schema":
+        return name == SCHEMA
     if type_ == "table":
-        return name in target_metadata.tables
+        return name in OUR_TABLES
     return True
 
 
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    # Indexes that exist on one dialect only (`ddl_if`) are not drift on another.
-    ddl_if = getattr(obj, "_ddl_if", None) or getattr(compare_to, "_ddl_if", None)
-    if type_ == "index" and ddl_if is not None and ddl_if.dialect is not None:
-        dialect = context.get_context().dialect.name
-        return bool(ddl_if.dialect == dialect)
-    return True
+    if type_ != "index":
+        return True
+    # langgraph-checkpoint-postgres' own indexes: adopted with its tables, not drift.
+    return not (reflected and compare_to is None and name in OFFICIAL_INDEXES)
 
 
-def _configure(**kwargs: Any) -> None:
+def _configure(dialect_name: str, **kwargs: Any) -> None:
     context.configure(
-        target_metadata=target_metadata,
+        target_metadata=_target_metadata(dialect_name),
         version_table=VERSION_TABLE,
+        version_table_schema=SCHEMA,
+        include_schemas=SCHEMA is not None,
         include_name=include_name,
         include_object=include_object,
         transaction_per_migration=True,
         compare_type=True,
+        on_version_apply=config.attributes.get("on_version_apply"),
         **kwargs,
     )
 
@@ -65,8 +108,22 @@ def _url() -> str:
     return url
 
 
+def _create_schema(connection: Connection) -> None:
+    """Create SCHEMA if missing; looked up first, so a deploy role without CREATE on the
+    database can migrate into a schema a DBA created for it."""
+    if SCHEMA is None:
+        return
+    if not inspect(connection).has_schema(SCHEMA):
+        connection.execute(CreateSchema(SCHEMA, if_not_exists=True))
+    # Alembic must begin its own transactions (`autocommit_block` relies on it).
+    connection.commit()
+
+
 def run_on(connection: Connection) -> None:
-    _configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    validate_schema(SCHEMA, connection.dialect.name)
+    _create_schema(connection)
+    dialect_name = connection.dialect.name
+    _configure(dialect_name, connection=connection, render_as_batch=dialect_name == "sqlite")
     with context.begin_transaction():
         context.run_migrations()
 
@@ -79,11 +136,21 @@ async def _run_async(url: str) -> None:
     await engine.dispose()
 
 
+def run_offline() -> None:
+    """`alembic upgrade head --sql`: a script for `psql -v ON_ERROR_STOP=1 -f`."""
+    url = _url()
+    dialect_name = make_url(url).get_backend_name()
+    validate_schema(SCHEMA, dialect_name)
+    _configure(dialect_name, url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
+    if SCHEMA is not None:
+        context.execute(CreateSchema(SCHEMA, if_not_exists=True))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def main() -> None:
     if context.is_offline_mode():
-        _configure(url=_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
-        with context.begin_transaction():
-            context.run_migrations()
+        run_offline()
         return
     connection = config.attributes.get("connection")
     if connection is not None:

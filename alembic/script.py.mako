@@ -3,6 +3,13 @@
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
+
+Rules every revision follows (tests/test_migrations.py checks the first two):
+- pass `schema=migration_schema()` to every operation: the tables may live in a schema;
+- on PostgreSQL, build indexes on existing tables with `postgresql_concurrently=True`
+  inside `op.get_context().autocommit_block()`, dropping an INVALID leftover first
+  (see 0002);
+- a database set up by langgraph-checkpoint-postgres must stay readable by it.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from checkpointer.migrations import migration_schema
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

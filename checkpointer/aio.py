@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -13,6 +13,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -29,11 +30,23 @@ class AsyncSQLAlchemySaver(SaverBase):
     """LangGraph checkpoint saver on a SQLAlchemy `AsyncEngine` (asyncpg, psycopg,
     aiosqlite). The engine is the caller's: the saver never disposes it."""
 
-    def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(engine.dialect.name, serde=serde)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+    ) -> None:
+        super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
+        # The saver's view of the caller's engine (same pool): tables in `schema`.
+        options = self._engine_options()
+        self._engine = engine.execution_options(**options) if options else engine
         # Single statements commit on their own: no BEGIN/COMMIT round trips.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._schema_check = asyncio.Lock()  # concurrent first calls: one check
+        single_writer = self._planner.statements.dialect.single_writer
+        self._write_turn = asyncio.Lock() if single_writer else None
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -42,19 +55,27 @@ class AsyncSQLAlchemySaver(SaverBase):
     @classmethod
     @asynccontextmanager
     async def from_conn_string(
-        cls, url: str, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
+        cls,
+        url: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+        **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit."""
         engine = create_async_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde)
+            yield cls(engine, serde=serde, schema=schema)
         finally:
             await engine.dispose()
 
-    async def setup(self) -> None:
-        """Migrate the database to this package's head revision; safe at every start."""
+    async def setup(self) -> list[str]:
+        """Migrate the database to this package's head revision; safe at every start,
+        from many processes at once. Returns the revisions this call applied."""
         self._remember_loop()
-        await migrations.aupgrade(self.engine)
+        applied = await migrations.aupgrade(self.engine, schema=self.schema)
+        self._schema_ready = True
+        return applied
 
     # -- executing plans ---------------------------------------------------------
 
@@ -63,30 +84,50 @@ class AsyncSQLAlchemySaver(SaverBase):
             self.loop = asyncio.get_running_loop()
 
     def _connect(self, plan: Plan[Any]) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.engine.begin() if plan.atomic else self._autocommit.connect()
+        return self._engine.begin() if plan.atomic else self._autocommit.connect()
+
+    async def _ensure_schema(self) -> None:
+        """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
+        self._remember_loop()
+        if not self._schema_ready:
+            async with self._schema_check:
+                if not self._schema_ready:
+                    async with self._autocommit.connect() as conn:
+                        await conn.run_sync(self._check_schema)
 
     @staticmethod
     async def _execute(conn: AsyncConnection, step: Step) -> Rows | None:
         result = await conn.execute(step.statement, step.params)  # type: ignore[arg-type]
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
+    def _turn(self, plan: Plan[Any], first: Step | Emit) -> AbstractAsyncContextManager[Any]:
+        """On a single-writer database (SQLite) a writing plan waits for its turn here,
+        holding no connection and with no timeout; reads, and every plan on other
+        databases, take nothing."""
+        writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
+        return self._write_turn if self._write_turn is not None and writes else nullcontext()
+
     async def _run(self, plan: Plan[T]) -> T:
-        self._remember_loop()
+        await self._ensure_schema()
         steps = plan.steps
-        with translated():
-            async with self._connect(plan) as conn:
-                try:
-                    step = next(steps)
-                    while True:
-                        assert isinstance(step, Step)
-                        step = steps.send(await self._execute(conn, step))
-                except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
+        try:
+            step = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        async with self._turn(plan, step):
+            with translated():
+                async with self._connect(plan) as conn:
+                    try:
+                        while True:
+                            assert isinstance(step, Step)
+                            step = steps.send(await self._execute(conn, step))
+                    except StopIteration as done:
+                        return done.value  # type: ignore[no-any-return]
 
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
         """Run a plan that emits values; each statement on its own connection, so none
         is held while the consumer works."""
-        self._remember_loop()
+        await self._ensure_schema()
         steps = plan.steps
         rows: Rows | None = None
         while True:
@@ -141,6 +182,29 @@ class AsyncSQLAlchemySaver(SaverBase):
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._run(self.plans.delete_thread(thread_id))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints of these runs, their writes and the blobs nothing
+        else references; other runs of the same threads are untouched."""
+        await self._run(self.plans.delete_for_runs(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a whole thread (every namespace, write and blob) to an empty thread, in
+        one transaction; raises `ThreadNotEmptyError` if the target has rows."""
+        await self._run(self.plans.copy_thread(source_thread_id, target_thread_id))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """`keep_latest`: keep each namespace's latest checkpoint and what reading and
+        resuming it needs (see `Planner._keep_latest`); `delete`: remove the threads.
+        One transaction per thread (`keep_latest`) or per batch (`delete`)."""
+        for plan in self.plans.prune(thread_ids, strategy):
+            await self._run(plan)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """The base class's result in one statement, whatever the chain's depth."""
+        return await self._run(self.plans.delta_history(config, channels))
 
     # -- sync bridges: run on the saver's loop from another thread ---------------
 
@@ -202,6 +266,23 @@ class AsyncSQLAlchemySaver(SaverBase):
 
     def delete_thread(self, thread_id: str) -> None:
         self._bridge(self.adelete_thread(thread_id), "adelete_thread")
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._bridge(self.adelete_for_runs(run_ids), "adelete_for_runs")
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._bridge(self.acopy_thread(source_thread_id, target_thread_id), "acopy_thread")
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._bridge(self.aprune(thread_ids, strategy=strategy), "aprune")
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return self._bridge(
+            self.aget_delta_channel_history(config=config, channels=channels),
+            "aget_delta_channel_history",
+        )
 
 
 __all__ = ["AsyncSQLAlchemySaver"]

@@ -82,11 +82,23 @@ def target(config: RunnableConfig | None, *, need_id: bool = False) -> Target:
     checkpoint_id = configurable.get("checkpoint_id") or None
     if need_id and checkpoint_id is None:
         raise ValueError('config["configurable"] has no "checkpoint_id"')
-    return Target(
+    where = Target(
         thread_id=str(thread_id),
         checkpoint_ns=str(configurable.get("checkpoint_ns") or ""),
         checkpoint_id=None if checkpoint_id is None else str(checkpoint_id),
     )
+    for key, value in where.items():
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL text cannot hold NUL; refuse it on every dialect alike.
+            raise ValueError(f'config["configurable"]["{key}"] contains a NUL character')
+    return where
+
+
+def thread_key(thread_id: object) -> str:
+    """A thread id given on its own (`delete_thread`), checked like a config's."""
+    if thread_id is None or thread_id == "":
+        raise ValueError(f"thread_id must be a non-empty id, got {thread_id!r}")
+    return target({"configurable": {"thread_id": thread_id}})["thread_id"]
 
 
 def _is_inline(value: Any) -> bool:

@@ -9,7 +9,8 @@
 - Data-modifying CTEs: PostgreSQL writes blobs and their checkpoint in one statement;
   SQLite needs two, in a transaction.
 - JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
-  filter (JSONB containment, served by a GIN index / `json_each` over top-level keys).
+  filter: JSONB containment (`@>`, served by a GIN index) on PostgreSQL, the same
+  meaning rebuilt from nested `json_each` on SQLite.
 
 A filter key is always a bound value, never part of the SQL text or of a JSON path.
 """
@@ -23,6 +24,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     FromClause,
     Integer,
@@ -51,8 +53,16 @@ class Dialect:
     """A batch of rows is one statement with array parameters (atomic on its own)."""
     cte_dml: bool
     """Blobs and their checkpoint are written by one statement."""
+    single_writer: bool = False
+    """One write transaction at a time per database (SQLite): a saver queues its own
+    writes instead of letting them poll the file lock, where one can starve past the
+    busy timeout ("database is locked") under load."""
     lateral: bool = False
     """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
+    lock_before_read: bool = False
+    """A transaction that reads, then writes, must take the write lock first: SQLite
+    cannot upgrade a read lock while another writer waits (it fails at once with
+    "database is locked"), and pysqlite only opens the transaction at the first write."""
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
@@ -84,12 +94,30 @@ class Dialect:
         """The document's `v` (format version) as an integer."""
         raise NotImplementedError
 
+    def json_member(self, document: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        """The object at a top-level key of a document (`name` is ours, never input),
+        as JSON the driver decodes to a dict."""
+        raise NotImplementedError
+
+    def json_has_key(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        """Whether the object at `name` has the (bound) key `key`."""
+        raise NotImplementedError
+
+    def json_text(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[str]:
+        """The value at `name` -> `key` (a bound key) as text."""
+        raise NotImplementedError
+
     def metadata_filter(
         self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
     ) -> tuple[ColumnElement[bool], dict[str, Any]]:
-        """A clause true where the metadata holds every given top-level key with an
-        equal JSON value, and its parameters. The clause's shape depends only on the
-        keys' count and value kinds, so the compiled cache stays small."""
+        """A clause true where the metadata contains `filter` as PostgreSQL's JSONB `@>`
+        defines it (every given key, with a value containing the given one), and its
+        parameters. The clause's shape depends only on the filter's structure, not on
+        its keys or scalar values, so the compiled cache stays small."""
         raise NotImplementedError
 
 
@@ -107,10 +135,19 @@ def _json_kind(value: Any) -> str:
     raise TypeError(f"metadata filter value {value!r} is not JSON")
 
 
-def filter_shape(filter: Mapping[str, Any]) -> tuple[str, ...]:
-    """What a metadata filter's clause depends on (the kinds of its values, in order):
-    filters of one shape share one statement."""
-    return tuple(_json_kind(value) for value in filter.values())
+def filter_shape(filter: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a metadata filter's clause depends on: the kinds of its values and, inside
+    objects and arrays, their structure (never keys or scalar values). Filters of one
+    shape compile to one statement, so it can be cached by shape."""
+    return tuple(_value_shape(value) for value in filter.values())
+
+
+def _value_shape(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return ("object", tuple(_value_shape(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return ("array", tuple(_value_shape(v) for v in value))
+    return _json_kind(value)
 
 
 def canonical_json(value: Any) -> str:
@@ -133,24 +170,28 @@ class _Postgres(Dialect):
     def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
         return cast(document.op("->>", return_type=Text)(literal("v", Text)), Integer)
 
+    def json_member(self, document: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        return document.op("->", return_type=JSONB)(literal(name, Text))
+
+    def json_has_key(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        return self.json_member(document, name).has_key(key)  # type: ignore[no-any-return]
+
+    def json_text(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[str]:
+        return self.json_member(document, name).op("->>", return_type=Text)(key)
+
     def metadata_filter(
         self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
     ) -> tuple[ColumnElement[bool], dict[str, Any]]:
-        # Containment answers the whole filter from the GIN index; a container value
-        # must also be equal, not merely contain the given one.
-        params: dict[str, Any] = {f"{prefix}all": dict(filter)}
-        clauses: list[ColumnElement[bool]] = [
-            column.op("@>", return_type=postgresql.BOOLEAN)(bindparam(f"{prefix}all", type_=JSONB))
-        ]
-        for i, (key, value) in enumerate(filter.items()):
-            if _json_kind(value) == "container":
-                params[f"{prefix}k{i}"] = key
-                params[f"{prefix}v{i}"] = value
-                clauses.append(
-                    column.op("->", return_type=JSONB)(bindparam(f"{prefix}k{i}", type_=Text))
-                    == bindparam(f"{prefix}v{i}", type_=JSONB)
-                )
-        return and_(*clauses), params
+        # JSONB containment is the reference meaning of a filter, answered from the GIN
+        # index: nested objects and arrays are contained, not compared for equality.
+        clause = column.op("@>", return_type=postgresql.BOOLEAN)(
+            bindparam(f"{prefix}all", type_=JSONB)
+        )
+        return clause, {f"{prefix}all": dict(filter)}
 
     @staticmethod
     def text_array(name: str) -> Any:
@@ -178,37 +219,83 @@ class _Sqlite(Dialect):
     def checkpoint_format(self, document: ColumnElement[Any]) -> ColumnElement[int]:
         return cast(func.json_extract(document, literal("$.v", Text)), Integer)
 
+    def json_member(self, document: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        # json_extract returns an object as JSON text, which the JSON type decodes.
+        return func.json_extract(document, literal(f"$.{name}", Text), type_=JSON)
+
+    def _each(self, document: ColumnElement[Any], name: str) -> Any:
+        # A key is matched as a value, never spliced into a JSON path (SQLite's path
+        # syntax has no escape for a quote inside a key).
+        return func.json_each(document, literal(f"$.{name}", Text)).table_valued("key", "value")
+
+    def json_has_key(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        each = self._each(document, name)
+        return exists(select(literal(1)).select_from(each).where(each.c.key == key))
+
+    def json_text(
+        self, document: ColumnElement[Any], name: str, key: ColumnElement[str]
+    ) -> ColumnElement[str]:
+        each = self._each(document, name)
+        return select(cast(each.c.value, Text)).where(each.c.key == key).scalar_subquery()
+
     def metadata_filter(
         self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
     ) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        # PostgreSQL's `@>` rebuilt from `json_each`: one EXISTS per filter key, and per
+        # nested key or array element, each walking the stored value one level down.
         params: dict[str, Any] = {}
-        clauses = []
-        for i, (key, value) in enumerate(filter.items()):
-            each = func.json_each(column).table_valued("key", "type", "atom", "value")
-            k, v = f"{prefix}k{i}", f"{prefix}v{i}"
-            params[k] = key
-            kind = _json_kind(value)
-            match: ColumnElement[bool]
-            if kind in ("null", "true", "false"):
-                match = each.c.type == kind
-            elif kind == "number":
-                params[v] = value
-                match = and_(each.c.type.in_(("integer", "real")), each.c.atom == bindparam(v))
-            elif kind == "text":
-                params[v] = value
-                match = and_(each.c.type == "text", each.c.atom == bindparam(v))
-            else:
-                params[v] = canonical_json(value)
-                match = and_(
-                    each.c.type.in_(("object", "array")),
-                    each.c.value == func.json(bindparam(v, type_=Text)),
-                )
-            clauses.append(
-                exists(
-                    select(literal(1)).select_from(each).where(each.c.key == bindparam(k), match)
-                )
-            )
+        clauses = [
+            _sqlite_member(column, value, params, prefix, key=key) for key, value in filter.items()
+        ]
         return and_(true(), *clauses), params
+
+
+def _sqlite_member(
+    container: ColumnElement[Any],
+    value: Any,
+    params: dict[str, Any],
+    prefix: str,
+    *,
+    key: str | None = None,
+) -> ColumnElement[bool]:
+    """True where the JSON `container` has a member (the one named `key`, or any array
+    element) that contains `value`."""
+    each = func.json_each(container).table_valued("key", "type", "atom", "value")
+    where = []
+    if key is not None:
+        name = f"{prefix}{len(params)}"
+        params[name] = key
+        where.append(each.c.key == bindparam(name, type_=Text))
+    where.append(_sqlite_contains(each, value, params, prefix))
+    return exists(select(literal(1)).select_from(each).where(*where))
+
+
+def _sqlite_contains(
+    each: Any, value: Any, params: dict[str, Any], prefix: str
+) -> ColumnElement[bool]:
+    """True where the `json_each` row `each` holds a value containing `value`, as
+    JSONB containment defines it: equal scalars (numbers by value, so 1 matches 1.0
+    but never true), objects holding every given key, arrays holding every element."""
+    kind = _json_kind(value)
+    if kind in ("null", "true", "false"):
+        return each.c.type == kind  # type: ignore[no-any-return]
+    if kind in ("number", "text"):
+        name = f"{prefix}{len(params)}"
+        # SQLite reads a JSON integer beyond 64 bits as a real (and cannot bind one).
+        params[name] = float(value) if kind == "number" and abs(value) >= 2**63 else value
+        types = ("integer", "real") if kind == "number" else ("text",)
+        return and_(each.c.type.in_(types), each.c.atom == bindparam(name))
+    if isinstance(value, Mapping):
+        return and_(
+            each.c.type == "object",
+            *(_sqlite_member(each.c.value, v, params, prefix, key=k) for k, v in value.items()),
+        )
+    return and_(
+        each.c.type == "array",
+        *(_sqlite_member(each.c.value, v, params, prefix) for v in value),
+    )
 
 
 @cache
@@ -217,7 +304,9 @@ def for_name(name: str) -> Dialect:
     if name == "postgresql":
         return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True)
     if name == "sqlite":
-        return _Sqlite(name, batch_as_arrays=False, cte_dml=False)
+        return _Sqlite(
+            name, batch_as_arrays=False, cte_dml=False, single_writer=True, lock_before_read=True
+        )
     raise NotImplementedError(
         f"langgraph-checkpoint-sqlalchemy supports PostgreSQL and SQLite, not {name!r}"
     )

@@ -16,6 +16,10 @@ class SchemaNotReadyError(CheckpointerError, RuntimeError):
     """The database is not at the schema revision this package expects."""
 
 
+class ThreadNotEmptyError(CheckpointerError, ValueError):
+    """`copy_thread` was asked to copy onto a thread that already has rows."""
+
+
 _MISSING_TABLE_MARKERS = ("no such table", "does not exist", "undefinedtable")
 
 

@@ -9,7 +9,7 @@ Values are encoded when a plan is made, before any connection is checked out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -19,18 +19,29 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
+    writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy.sql.base import Executable
 
 from . import codec
 from .codec import BlobRow, CheckpointRow, WriteRow
+from .errors import ThreadNotEmptyError
 from .statements import PageShape, Statements
 
 T = TypeVar("T")
 
 LIST_CHUNK = 1000
 """Checkpoints per statement when `list` has no limit (bounds memory, not results)."""
+
+IN_CHUNK = 1000
+"""Ids per `IN (...)` list: far below SQLite's and asyncpg's bound-parameter limits."""
+
+PRUNE_BATCH = 100
+"""Threads deleted per transaction by `prune(strategy="delete")`."""
+
+PRUNE_STRATEGIES = ("keep_latest", "delete")
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,8 @@ class Planner:
 
     def delete_thread(self, thread_id: str) -> Plan[None]:
         return Plan(
-            _each(self.statements.delete_thread, {"thread_id": str(thread_id)}), atomic=True
+            _each(self.statements.delete_thread, {"thread_id": codec.thread_key(thread_id)}),
+            atomic=True,
         )
 
     # -- reading -----------------------------------------------------------------
@@ -202,6 +214,180 @@ class Planner:
             }
             statement = rest
 
+    # -- operations ----------------------------------------------------------------
+
+    def _lock(self) -> Steps[None]:
+        """First step of a transaction that reads before it writes (SQLite only)."""
+        if self.statements.write_lock is not None:
+            yield Step(self.statements.write_lock)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> Plan[None]:
+        """Delete the checkpoints whose metadata `run_id` is one of `run_ids`, their
+        writes, and the blobs of their threads no remaining checkpoint references.
+        Checkpoints of other runs are untouched (a survivor whose parent was deleted
+        keeps pointing at it). One transaction."""
+        ids = _names(run_ids, "run_ids")
+        if not ids:
+            return Plan(_none())
+        return Plan(self._delete_for_runs(ids), atomic=True)
+
+    def _delete_for_runs(self, run_ids: list[str]) -> Steps[None]:
+        s = self.statements
+        yield from self._lock()
+        threads: set[str] = set()
+        for chunk in _chunks(run_ids, IN_CHUNK):
+            rows = yield Step(s.run_threads, {"run_ids": chunk}, fetch=True)
+            found = {r["thread_id"] for r in rows or ()}
+            if not found:
+                continue
+            threads |= found
+            yield Step(s.delete_run_writes, {"run_ids": chunk})
+            yield Step(s.delete_run_checkpoints, {"run_ids": chunk})
+        for chunk in _chunks(sorted(threads), IN_CHUNK):
+            yield Step(s.delete_unreferenced_blobs, {"thread_ids": chunk})
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
+        """Copy every checkpoint (all namespaces, ids unchanged), write and blob of one
+        thread to another, in one transaction. The target must be empty: a target
+        that has checkpoints or writes raises `ThreadNotEmptyError` and nothing is
+        copied. A source without checkpoints copies nothing and is not an error."""
+        source = _name(source_thread_id, "source_thread_id")
+        target = _name(target_thread_id, "target_thread_id")
+        if source == target:
+            raise ValueError(f"copy_thread: source and target are the same thread {source!r}")
+        return Plan(self._copy_thread(source, target), atomic=True)
+
+    def _copy_thread(self, source: str, target: str) -> Steps[None]:
+        s = self.statements
+        yield from self._lock()
+        rows = yield Step(s.thread_rows, {"thread_id": target}, fetch=True)
+        state = (rows or [{}])[0]
+        if any(state.values()):
+            kinds = ", ".join(k for k, v in state.items() if v)
+            raise ThreadNotEmptyError(
+                f"copy_thread: target thread {target!r} already has rows ({kinds}); "
+                "delete it first (delete_thread) or copy to a new thread id"
+            )
+        for statement in s.copy_thread:
+            yield Step(statement, {"source": source, "target": target})
+
+    def prune(
+        self, thread_ids: Sequence[str], strategy: str = "keep_latest"
+    ) -> Iterator[Plan[None]]:
+        """One plan (one transaction) per batch of `PRUNE_BATCH` threads for `delete`,
+        per thread for `keep_latest`, made as they are run. Arguments are checked
+        before anything runs."""
+        if strategy not in PRUNE_STRATEGIES:
+            raise ValueError(
+                f"unknown prune strategy {strategy!r}: use one of {', '.join(PRUNE_STRATEGIES)}"
+            )
+        ids = list(dict.fromkeys(_names(thread_ids, "thread_ids")))
+        if strategy == "delete":
+            return (
+                Plan(_each(self.statements.delete_threads, {"thread_ids": chunk}), atomic=True)
+                for chunk in _chunks(ids, PRUNE_BATCH)
+            )
+        return (Plan(self._keep_latest(thread_id), atomic=True) for thread_id in ids)
+
+    def _keep_latest(self, thread_id: str) -> Steps[None]:
+        """Keep, per namespace, the latest checkpoint with its writes, plus what
+        reading it needs: the parent holding its pending sends (format < 4), and for
+        each `DeltaChannel` not stored in it, the ancestors (with their writes) back
+        to the nearest one that stores the channel (a `_DeltaSnapshot`). Delete the
+        older rest, then the blobs nothing kept references.
+
+        Only rows older than the latest checkpoint seen are deleted, so a run that
+        saves while the thread is pruned loses nothing."""
+        s = self.statements
+        yield from self._lock()
+        heads = yield Step(s.prune_heads, {"thread_id": thread_id}, fetch=True)
+        deleted = False
+        for h in heads or ():
+            if h["n"] <= 1:
+                continue
+            ns, head = h["checkpoint_ns"], h["head"]
+            keep = [head]
+            if h["parent_sends"]:
+                keep.append(h["parent_checkpoint_id"])
+            channels = delta_channels(h["metadata"], h["versions"])
+            if channels:
+                rows = yield Step(
+                    s.keep_chain(len(channels)),
+                    {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": head,
+                        **{f"ch_{i}": ch for i, ch in enumerate(channels)},
+                    },
+                    fetch=True,
+                )
+                keep += [r["checkpoint_id"] for r in rows or ()]
+            keep = list(dict.fromkeys(keep))
+            params = {
+                "prune_thread": thread_id,
+                "prune_ns": ns,
+                "head": head,
+                "keep": keep,
+                "keep_all": keep,
+            }
+            for statement in s.prune_trim:
+                yield Step(statement, params)
+            deleted = True
+        if deleted:
+            yield Step(s.delete_unreferenced_blobs, {"thread_ids": [thread_id]})
+
+    def delta_history(
+        self, config: RunnableConfig, channels: Sequence[str]
+    ) -> Plan[dict[str, DeltaChannelHistory]]:
+        """`get_delta_channel_history` in one statement, whatever the depth: walk the
+        parent chain (not id order) of the target's namespace, per channel up to the
+        nearest ancestor storing a value (the seed), and return the writes on the way
+        oldest first, each checkpoint's in `writes_sort_key` order."""
+        if isinstance(channels, str):
+            raise TypeError(
+                f"channels must be a list of channel names, not the string {channels!r}"
+            )
+        names = list(dict.fromkeys(str(c) for c in channels))
+        if not names:
+            return Plan(_value({}))
+        where = codec.target(config)
+        params: dict[str, Any] = {**where, **{f"ch_{i}": ch for i, ch in enumerate(names)}}
+        return Plan(self._delta_history(names, params))
+
+    def _delta_history(
+        self, channels: list[str], params: dict[str, Any]
+    ) -> Steps[dict[str, DeltaChannelHistory]]:
+        rows = yield Step(self.statements.delta_history(len(channels)), params, fetch=True)
+        found: dict[str, list[Mapping[str, Any]]] = {ch: [] for ch in channels}
+        seeds: dict[str, Any] = {}
+        for r in rows or ():
+            channel, kind = r["channel"], r["kind"]
+            if kind == "w":
+                found[channel].append(r)
+            elif kind == "b":
+                seeds[channel] = self.serde.loads_typed((r["type"], r["blob"]))
+            else:
+                seeds[channel] = (r["value"] or {}).get(channel)
+        out: dict[str, DeltaChannelHistory] = {}
+        for channel in channels:
+            ordered = sorted(
+                found[channel],
+                key=lambda r: (
+                    -r["depth"],
+                    writes_sort_key(r["task_path"] or "", r["task_id"], r["idx"]),
+                ),
+            )
+            entry = DeltaChannelHistory(
+                writes=[
+                    (r["task_id"], channel, self.serde.loads_typed((r["type"], r["blob"])))
+                    for r in ordered
+                ]
+            )
+            if channel in seeds:
+                entry["seed"] = seeds[channel]
+            out[channel] = entry
+        return out
+
     def decode(self, rows: Rows) -> list[CheckpointTuple]:
         """Group a read's tagged rows back into checkpoint tuples, newest first."""
         checkpoints: list[Mapping[str, Any]] = []
@@ -237,6 +423,54 @@ class Planner:
                 )
             )
         return out
+
+
+def delta_channels(
+    metadata: Mapping[str, Any] | None, versions: Mapping[str, Any] | None
+) -> list[str]:
+    """The channels of a checkpoint that a `DeltaChannel` backs: those LangGraph keeps
+    update counters for in the metadata; for a LangGraph.js thread (marked
+    `delta_writes_versioned`, no counters), every versioned channel, to be safe.
+    Only channels with a version have anything to reconstruct."""
+    metadata = metadata or {}
+    versions = versions or {}
+    counters = metadata.get("counters_since_delta_snapshot")
+    names = set(counters) if isinstance(counters, Mapping) else set()
+    if metadata.get("delta_writes_versioned"):
+        names |= set(versions)
+    return sorted(n for n in names if n in versions)
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _names(values: Sequence[str], what: str) -> list[str]:
+    """A list of ids, refusing a lone string (which would iterate as characters)."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"{what} must be a list of ids, not the string {values!r}: pass [{values!r}]"
+        )
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{what} must be a list of ids, got {values!r}")
+    out = []
+    for v in values:
+        if not isinstance(v, str) or not v:
+            raise TypeError(f"{what} must hold non-empty strings, got {v!r}")
+        out.append(v)
+    return out
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _value(value: T) -> Steps[T]:
+    return value
+    yield  # pragma: no cover - makes this a generator
 
 
 def _one(step: Step) -> Steps[None]:

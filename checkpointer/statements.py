@@ -16,23 +16,32 @@ from typing import Any
 
 from langgraph.checkpoint.serde.types import TASKS
 from sqlalchemy import (
+    ColumnElement,
     Integer,
     Select,
     Text,
+    and_,
     bindparam,
     cast,
     delete,
+    exists,
+    false,
+    func,
+    insert,
     literal,
     literal_column,
+    not_,
     null,
+    or_,
     select,
     true,
     tuple_,
     union_all,
+    update,
 )
-from sqlalchemy.sql.expression import CompoundSelect, Delete, Insert
+from sqlalchemy.sql.expression import CompoundSelect, Delete, Insert, Update
 
-from . import schema
+from . import codec, schema
 from .dialects import Dialect, filter_shape, for_name
 
 cp, blobs, writes = schema.checkpoints, schema.checkpoint_blobs, schema.checkpoint_writes
@@ -67,7 +76,7 @@ class Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._filtered: dict[tuple[PageShape, tuple[str, ...]], CompoundSelect[Any]] = {}
+        self._filtered: dict[tuple[PageShape, tuple[Any, ...]], CompoundSelect[Any]] = {}
 
     # -- writing -----------------------------------------------------------------
 
@@ -268,6 +277,357 @@ class Statements:
     @cache  # noqa: B019 - one Statements per dialect, kept for the process
     def _list_page(self, shape: PageShape) -> CompoundSelect[Any]:
         return self.read(self.page(shape))
+
+    # -- operations: delete_for_runs, copy_thread, prune, delta history -----------
+
+    @cached_property
+    def write_lock(self) -> Update | None:
+        """A write that changes nothing, run first in a transaction that reads before it
+        writes, where the dialect needs the write lock taken up front (SQLite)."""
+        if not self.dialect.lock_before_read:
+            return None
+        return update(cp).where(false()).values(thread_id=cp.c.thread_id)
+
+    @cached_property
+    def run_threads(self) -> Select[Any]:
+        """The threads holding checkpoints of the runs `run_ids` (served on PostgreSQL by
+        the `checkpoints_run_id_idx` expression index)."""
+        return select(cp.c.thread_id).where(_of_runs()).distinct()
+
+    @cached_property
+    def delete_run_writes(self) -> Delete:
+        return delete(writes).where(
+            tuple_(writes.c.thread_id, writes.c.checkpoint_ns, writes.c.checkpoint_id).in_(
+                select(cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id).where(_of_runs())
+            )
+        )
+
+    @cached_property
+    def delete_run_checkpoints(self) -> Delete:
+        return delete(cp).where(_of_runs())
+
+    @cached_property
+    def delete_unreferenced_blobs(self) -> Delete:
+        """Delete the blobs of the threads `thread_ids` that no checkpoint of theirs
+        references: a set difference (blob keys EXCEPT the versions named by surviving
+        checkpoints), so a blob shared by a deleted and a kept checkpoint stays."""
+        threads: Any = bindparam("thread_ids", expanding=True)
+        versions = self.dialect.channel_versions(cp.c.checkpoint)
+        stored = select(blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version)
+        referenced = (
+            select(cp.c.thread_id, cp.c.checkpoint_ns, versions.c.key, cast(versions.c.value, Text))
+            .select_from(cp)
+            .join(versions, true())
+            .where(cp.c.thread_id.in_(threads))
+        )
+        garbage = stored.where(blobs.c.thread_id.in_(threads)).except_(referenced)
+        return delete(blobs).where(
+            blobs.c.thread_id.in_(threads),
+            tuple_(blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version).in_(
+                garbage
+            ),
+        )
+
+    @cached_property
+    def delete_threads(self) -> tuple[Delete, ...]:
+        """Delete every row of the threads `thread_ids` (a batch)."""
+        threads: Any = bindparam("thread_ids", expanding=True)
+        return tuple(delete(t).where(t.c.thread_id.in_(threads)) for t in (writes, blobs, cp))
+
+    @cached_property
+    def thread_rows(self) -> Select[Any]:
+        """Whether the thread `thread_id` has checkpoints, writes, blobs."""
+        thread = bindparam("thread_id", type_=Text)
+        return select(  # type: ignore[return-value]
+            *(exists().where(t.c.thread_id == thread).label(t.name) for t in (cp, writes, blobs))
+        )
+
+    @cached_property
+    def copy_thread(self) -> tuple[Insert, ...]:
+        """Copy every row of thread `source` to thread `target`, ids unchanged."""
+        source = bindparam("source", type_=Text)
+        target = bindparam("target", type_=Text)
+        out = []
+        for t in (cp, blobs, writes):
+            names = [c.name for c in t.columns]
+            columns = [target if n == "thread_id" else t.c[n] for n in names]
+            out.append(
+                insert(t).from_select(names, select(*columns).where(t.c.thread_id == source))
+            )
+        return tuple(out)
+
+    @cached_property
+    def prune_heads(self) -> Select[Any]:
+        """Per namespace of the thread `thread_id`: its latest checkpoint (id, parent,
+        metadata, channel versions, and whether it is older than format 4 and reads
+        pending sends from its parent's writes) and how many checkpoints it has."""
+        thread = bindparam("thread_id", type_=Text)
+        d = self.dialect
+        h = (
+            select(
+                cp.c.checkpoint_ns,
+                func.max(cp.c.checkpoint_id).label("head"),
+                func.count().label("n"),
+            )
+            .where(cp.c.thread_id == thread)
+            .group_by(cp.c.checkpoint_ns)
+            .subquery("h")
+        )
+        return select(
+            h.c.checkpoint_ns,
+            h.c.head,
+            h.c.n,
+            cp.c.parent_checkpoint_id,
+            cp.c.metadata,
+            and_(
+                d.checkpoint_format(cp.c.checkpoint) < 4,
+                exists().where(
+                    writes.c.thread_id == thread,
+                    writes.c.checkpoint_ns == h.c.checkpoint_ns,
+                    writes.c.checkpoint_id == cp.c.parent_checkpoint_id,
+                    writes.c.channel == literal(TASKS, Text),
+                ),
+            ).label("parent_sends"),
+            d.json_member(cp.c.checkpoint, "channel_versions").label("versions"),
+        ).join_from(
+            h,
+            cp,
+            and_(
+                cp.c.thread_id == thread,
+                cp.c.checkpoint_ns == h.c.checkpoint_ns,
+                cp.c.checkpoint_id == h.c.head,
+            ),
+        )
+
+    def _trim_where(self, t: Any) -> list[Any]:
+        return [
+            t.c.thread_id == bindparam("prune_thread", type_=Text),
+            t.c.checkpoint_ns == bindparam("prune_ns", type_=Text),
+            t.c.checkpoint_id < bindparam("head", type_=Text),
+            t.c.checkpoint_id.not_in(bindparam("keep", expanding=True)),
+        ]
+
+    @cached_property
+    def prune_trim(self) -> tuple[Delete, Delete, Update]:
+        """In one namespace, delete the checkpoints older than `head` that are not in
+        `keep`, with their writes, and detach the kept ones whose parent is gone.
+        Bounded by `head`, so whatever a run saves meanwhile is never touched."""
+        keep_all: Any = bindparam("keep_all", expanding=True)
+        detach = (
+            update(cp)
+            .where(
+                cp.c.thread_id == bindparam("prune_thread", type_=Text),
+                cp.c.checkpoint_ns == bindparam("prune_ns", type_=Text),
+                cp.c.checkpoint_id.in_(keep_all),
+                cp.c.parent_checkpoint_id.not_in(keep_all),
+            )
+            .values(parent_checkpoint_id=None)
+        )
+        return (
+            delete(writes).where(*self._trim_where(writes)),
+            delete(cp).where(*self._trim_where(cp)),
+            detach,
+        )
+
+    def _lookup(self, walk: Any, table: Any, on: list[Any]) -> tuple[Any, Any]:
+        """Join the walk to the rows of `table` matching `on` (which names walk
+        columns). On PostgreSQL as a LATERAL subquery, so each is a primary-key lookup
+        per walked row whatever the planner's row estimates (a fresh table's estimate
+        of one row per thread made it scan the thread once per step, quadratically)."""
+        if self.dialect.lateral:
+            # OFFSET 0 keeps the planner from flattening the subquery back into a join.
+            rows = select(table).where(*on).offset(0).lateral(f"{table.name}_of_walk")
+            return walk.join(rows, true()), rows
+        return walk.join(table, and_(*on)), table
+
+    def _walk(self, channels: int, count_target: bool) -> Any:
+        """Walk the parent chain from checkpoint `checkpoint_id` (or the latest) of
+        `thread_id`/`checkpoint_ns`, as a recursive CTE, only as far as needed: per
+        channel `ch_<i>`, up to the nearest ancestor storing a value for it.
+
+        Row columns: `checkpoint_id`, `parent_checkpoint_id`, `depth` (0 = the target),
+        and per channel `ver_<i>` (its version), `hb_<i>` (a non-empty blob of that
+        version exists), `in_<i>` (an inline value exists) and `acc_<i>` (a row nearer
+        the target already stores it: this row is not on that channel's chain).
+        With `count_target`, the target's own stored values count (what reading it
+        needs); without, the walk starts at its parent (`get_delta_channel_history`).
+        An ancestor always has a smaller id (uuid6 is time-ordered), which also
+        guarantees the walk ends even on a corrupt parent cycle."""
+        d = self.dialect
+        thread = bindparam("thread_id", type_=Text)
+        ns = bindparam("checkpoint_ns", type_=Text)
+        names = [bindparam(f"ch_{i}", type_=Text) for i in range(channels)]
+
+        def probes(c: Any, real: bool) -> list[Any]:
+            out: list[Any] = []
+            for i, ch in enumerate(names):
+                version = d.json_text(c.c.checkpoint, "channel_versions", ch)
+                if not real:
+                    out += [
+                        version.label(f"ver_{i}"),
+                        false().label(f"hb_{i}"),
+                        false().label(f"in_{i}"),
+                    ]
+                    continue
+                stored = exists().where(
+                    blobs.c.thread_id == c.c.thread_id,
+                    blobs.c.checkpoint_ns == c.c.checkpoint_ns,
+                    blobs.c.channel == ch,
+                    blobs.c.version == version,
+                    blobs.c.type != literal(codec.EMPTY, Text),
+                )
+                out += [
+                    version.label(f"ver_{i}"),
+                    stored.label(f"hb_{i}"),
+                    d.json_has_key(c.c.checkpoint, "channel_values", ch).label(f"in_{i}"),
+                ]
+            return out
+
+        target = cp.alias("t")
+        latest = (
+            select(func.max(cp.c.checkpoint_id))
+            .where(cp.c.thread_id == thread, cp.c.checkpoint_ns == ns)
+            .scalar_subquery()
+        )
+        anchor = select(
+            target.c.checkpoint_id,
+            target.c.parent_checkpoint_id,
+            literal(0, Integer).label("depth"),
+            *(false().label(f"acc_{i}") for i in range(channels)),
+            *probes(target, count_target),
+        ).where(
+            target.c.thread_id == thread,
+            target.c.checkpoint_ns == ns,
+            target.c.checkpoint_id == func.coalesce(bindparam("checkpoint_id", type_=Text), latest),
+        )
+        walk = anchor.cte("walk", recursive=True)
+        done = [
+            or_(walk.c[f"acc_{i}"], walk.c[f"hb_{i}"], walk.c[f"in_{i}"]) for i in range(channels)
+        ]
+        parent = cp.alias("p")
+        found, row = self._lookup(
+            walk,
+            parent,
+            [
+                parent.c.thread_id == thread,
+                parent.c.checkpoint_ns == ns,
+                parent.c.checkpoint_id == walk.c.parent_checkpoint_id,
+                parent.c.checkpoint_id < walk.c.checkpoint_id,
+            ],
+        )
+        step = (
+            select(
+                row.c.checkpoint_id,
+                row.c.parent_checkpoint_id,
+                (walk.c.depth + 1).label("depth"),
+                *(done[i].label(f"acc_{i}") for i in range(channels)),
+                *probes(row, True),
+            )
+            .select_from(found)
+            .where(not_(and_(*done)))
+        )
+        return walk.union_all(step)
+
+    @cache  # noqa: B019
+    def delta_history(self, channels: int) -> CompoundSelect[Any]:
+        """Everything `get_delta_channel_history` returns for `channels` channels, in
+        one statement: per channel, the writes on its chain (`w`), and its seed as a
+        blob (`b`) or as the inline `channel_values` object (`v`), each with its depth."""
+        walk = self._walk(channels, count_target=False)
+        thread = bindparam("thread_id", type_=Text)
+        ns = bindparam("checkpoint_ns", type_=Text)
+        branches: list[Select[Any]] = []
+        for i in range(channels):
+            ch = bindparam(f"ch_{i}", type_=Text)
+            on_chain = and_(walk.c.depth > 0, not_(walk.c[f"acc_{i}"]))
+            found, w = self._lookup(
+                walk,
+                writes,
+                [
+                    writes.c.thread_id == thread,
+                    writes.c.checkpoint_ns == ns,
+                    writes.c.checkpoint_id == walk.c.checkpoint_id,
+                    writes.c.channel == ch,
+                ],
+            )
+            branches.append(
+                _history_row(
+                    "w",
+                    walk.c.depth,
+                    ch,
+                    {n: w.c[n] for n in ("task_id", "task_path", "idx", "type", "blob")},
+                )
+                .select_from(found)
+                .where(on_chain)
+            )
+            found, b = self._lookup(
+                walk,
+                blobs,
+                [
+                    blobs.c.thread_id == thread,
+                    blobs.c.checkpoint_ns == ns,
+                    blobs.c.channel == ch,
+                    blobs.c.version == walk.c[f"ver_{i}"],
+                ],
+            )
+            branches.append(
+                _history_row("b", walk.c.depth, ch, {n: b.c[n] for n in ("type", "blob")})
+                .select_from(found)
+                .where(on_chain, walk.c[f"hb_{i}"])
+            )
+            found, c = self._lookup(
+                walk,
+                cp,
+                [
+                    cp.c.thread_id == thread,
+                    cp.c.checkpoint_ns == ns,
+                    cp.c.checkpoint_id == walk.c.checkpoint_id,
+                ],
+            )
+            branches.append(
+                _history_row(
+                    "v",
+                    walk.c.depth,
+                    ch,
+                    {"value": self.dialect.json_member(c.c.checkpoint, "channel_values")},
+                )
+                .select_from(found)
+                .where(on_chain, walk.c[f"in_{i}"], not_(walk.c[f"hb_{i}"]))
+            )
+        return union_all(*branches)
+
+    @cache  # noqa: B019
+    def keep_chain(self, channels: int) -> Select[Any]:
+        """The ancestors of checkpoint `checkpoint_id` that reading it needs: the
+        chain back to a stored value (a snapshot) of each channel `ch_<i>`."""
+        walk = self._walk(channels, count_target=True)
+        return select(walk.c.checkpoint_id).where(walk.c.depth > 0)
+
+
+def _of_runs() -> ColumnElement[bool]:
+    return schema.run_id.in_(bindparam("run_ids", expanding=True))
+
+
+_HISTORY_COLUMNS: dict[str, Any] = {
+    "task_id": Text,
+    "task_path": Text,
+    "idx": Integer,
+    "type": Text,
+    "blob": schema.Blob,
+    "value": schema.JsonDocument,
+}
+
+
+def _history_row(kind: str, depth: Any, channel: Any, columns: Mapping[str, Any]) -> Select[Any]:
+    return select(
+        literal(kind, Text).label("kind"),
+        depth.label("depth"),
+        channel.label("channel"),
+        *(
+            (columns[name] if name in columns else cast(null(), type_)).label(name)
+            for name, type_ in _HISTORY_COLUMNS.items()
+        ),
+    )
 
 
 _ROW_COLUMNS: dict[str, Any] = {

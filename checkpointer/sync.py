@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -12,9 +13,12 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import migrations
 from .base import SaverBase
@@ -28,43 +32,100 @@ class SQLAlchemySaver(SaverBase):
     """LangGraph checkpoint saver on a sync SQLAlchemy `Engine` (psycopg, sqlite3).
     The engine is the caller's: the saver never disposes it."""
 
-    def __init__(self, engine: Engine, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(engine.dialect.name, serde=serde)
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+    ) -> None:
+        if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
+            raise ValueError(
+                f"{engine.url!s} is an in-memory SQLite database on a SingletonThreadPool, "
+                "which gives every thread a database of its own, and LangGraph writes "
+                "checkpoints from worker threads: use a file, or create the engine with "
+                "poolclass=StaticPool and connect_args={'check_same_thread': False} (what "
+                "SQLAlchemySaver.from_conn_string does for in-memory URLs)"
+            )
+        super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The saver's view of the caller's engine (same pool): tables in `schema`.
+        options = self._engine_options()
+        self._engine = engine.execution_options(**options) if options else engine
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._schema_check = threading.Lock()  # concurrent first calls: one check
+        single_writer = self._planner.statements.dialect.single_writer
+        self._write_turn = threading.Lock() if single_writer else None
+        # A StaticPool hands the same DBAPI connection to every thread: concurrent calls
+        # must not interleave their statements and transactions on it.
+        self._serial: AbstractContextManager[Any] = (
+            threading.RLock() if isinstance(engine.pool, StaticPool) else nullcontext()
+        )
 
     @classmethod
     @contextmanager
     def from_conn_string(
-        cls, url: str, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
+        cls,
+        url: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        schema: str | None = None,
+        **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
-        """A saver on an engine of its own, disposed on exit."""
+        """A saver on an engine of its own, disposed on exit. An in-memory SQLite URL
+        gets one connection shared by all threads, so every thread sees one database."""
+        if _memory_sqlite(make_url(url)) and "poolclass" not in engine_kwargs:
+            connect_args = {"check_same_thread": False, **engine_kwargs.get("connect_args", {})}
+            engine_kwargs = {**engine_kwargs, "poolclass": StaticPool}
+            engine_kwargs["connect_args"] = connect_args
         engine = create_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde)
+            yield cls(engine, serde=serde, schema=schema)
         finally:
             engine.dispose()
 
-    def setup(self) -> None:
-        """Migrate the database to this package's head revision; safe at every start."""
+    def setup(self) -> list[str]:
+        """Migrate the database to this package's head revision; safe at every start,
+        from many processes at once. Returns the revisions this call applied."""
         with self.engine.connect() as conn:
-            migrations.upgrade(conn)
+            applied = migrations.upgrade(conn, schema=self.schema)
+        self._schema_ready = True
+        return applied
 
     # -- executing plans ---------------------------------------------------------
 
     def _connect(self, plan: Plan[Any]) -> AbstractContextManager[Connection]:
-        return self.engine.begin() if plan.atomic else self._autocommit.connect()
+        return self._engine.begin() if plan.atomic else self._autocommit.connect()
+
+    def _ensure_schema(self) -> None:
+        """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
+        if not self._schema_ready:
+            with self._schema_check:
+                if not self._schema_ready:
+                    with self._serial, self._autocommit.connect() as conn:
+                        self._check_schema(conn)
 
     @staticmethod
     def _execute(conn: Connection, step: Step) -> Rows | None:
         result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
+    def _turn(self, plan: Plan[Any], first: Step | Emit) -> AbstractContextManager[Any]:
+        """On a single-writer database (SQLite) a writing plan waits for its turn here,
+        holding no connection and with no timeout; reads, and every plan on other
+        databases, take nothing."""
+        writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
+        return self._write_turn if self._write_turn is not None and writes else nullcontext()
+
     def _run(self, plan: Plan[T]) -> T:
+        self._ensure_schema()
         steps = plan.steps
-        with translated(), self._connect(plan) as conn:
+        try:
+            step = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        with self._serial, self._turn(plan, step), translated(), self._connect(plan) as conn:
             try:
-                step = next(steps)
                 while True:
                     assert isinstance(step, Step)
                     step = steps.send(self._execute(conn, step))
@@ -73,6 +134,7 @@ class SQLAlchemySaver(SaverBase):
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
         """Run a plan that emits values; each statement on its own connection."""
+        self._ensure_schema()
         steps = plan.steps
         rows: Rows | None = None
         while True:
@@ -84,8 +146,45 @@ class SQLAlchemySaver(SaverBase):
                 rows = None
                 yield item.value
                 continue
-            with translated(), self._autocommit.connect() as conn:
+            with self._serial, translated(), self._autocommit.connect() as conn:
                 rows = self._execute(conn, item)
+
+    # -- async use is a mistake: say what to use instead ----------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        raise NotImplementedError(_ASYNC_USE)
+        yield  # pragma: no cover  (makes this an async generator, like the base's)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        raise NotImplementedError(_ASYNC_USE)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        raise NotImplementedError(_ASYNC_USE)
 
     # -- the sync contract -------------------------------------------------------
 
@@ -125,6 +224,42 @@ class SQLAlchemySaver(SaverBase):
 
     def delete_thread(self, thread_id: str) -> None:
         self._run(self.plans.delete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints of these runs, their writes and the blobs nothing
+        else references; other runs of the same threads are untouched."""
+        self._run(self.plans.delete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a whole thread (every namespace, write and blob) to an empty thread, in
+        one transaction; raises `ThreadNotEmptyError` if the target has rows."""
+        self._run(self.plans.copy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """`keep_latest`: keep each namespace's latest checkpoint and what reading and
+        resuming it needs; `delete`: remove the threads. One transaction per thread
+        (`keep_latest`) or per batch (`delete`)."""
+        for plan in self.plans.prune(thread_ids, strategy):
+            self._run(plan)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """The base class's result in one statement, whatever the chain's depth."""
+        return self._run(self.plans.delta_history(config, channels))
+
+
+_ASYNC_USE = (
+    "SQLAlchemySaver is synchronous (graph.invoke / graph.stream): for ainvoke, astream "
+    "and other async use, create an AsyncEngine (create_async_engine with asyncpg, "
+    "psycopg or aiosqlite) and use checkpointer.AsyncSQLAlchemySaver"
+)
+
+
+def _memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
 
 
 __all__ = ["SQLAlchemySaver"]

@@ -1,7 +1,10 @@
 """The three checkpoint tables of the storage contract.
 
 Created only where missing, so a database set up by langgraph-checkpoint-postgres
-(same tables, same names) is adopted as it is.
+(same tables, same names) is adopted as it is, data and all. Tables it created before
+its own later migrations (nullable `checkpoint_blobs.blob`, `checkpoint_writes.task_path`)
+are brought to the same layout; on a table that already has them this changes nothing.
+Its `checkpoint_migrations` table and thread_id indexes stay, so it keeps working.
 
 Revision ID: 0001
 Revises:
@@ -16,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
 from alembic import op
+from checkpointer.migrations import migration_schema
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -27,6 +31,7 @@ BLOB = sa.LargeBinary().with_variant(BYTEA(), "postgresql")
 
 
 def upgrade() -> None:
+    schema = migration_schema()
     op.create_table(
         "checkpoints",
         sa.Column("thread_id", sa.Text(), nullable=False),
@@ -39,6 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "thread_id", "checkpoint_ns", "checkpoint_id", name="checkpoints_pkey"
         ),
+        schema=schema,
         if_not_exists=True,
     )
     op.create_table(
@@ -52,6 +58,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "thread_id", "checkpoint_ns", "channel", "version", name="checkpoint_blobs_pkey"
         ),
+        schema=schema,
         if_not_exists=True,
     )
     op.create_table(
@@ -73,10 +80,20 @@ def upgrade() -> None:
             "idx",
             name="checkpoint_writes_pkey",
         ),
+        schema=schema,
         if_not_exists=True,
     )
+    if op.get_context().dialect.name == "postgresql":
+        # Both are no-ops on a layout that is already current (and on tables made above).
+        op.alter_column("checkpoint_blobs", "blob", nullable=True, schema=schema)
+        op.add_column(
+            "checkpoint_writes",
+            sa.Column("task_path", sa.Text(), server_default="", nullable=False),
+            schema=schema,
+            if_not_exists=True,
+        )
 
 
 def downgrade() -> None:
     for table in ("checkpoint_writes", "checkpoint_blobs", "checkpoints"):
-        op.drop_table(table, if_exists=True)
+        op.drop_table(table, schema=migration_schema(), if_exists=True)

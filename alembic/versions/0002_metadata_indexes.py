@@ -1,8 +1,10 @@
 """PostgreSQL indexes for metadata filters (GIN, containment) and run ids.
 
 Built with CREATE INDEX CONCURRENTLY outside the migration transaction, so writers
-are never blocked on a table that is already large. A build that failed leaves an
-INVALID index behind; it is dropped and rebuilt when the upgrade runs again.
+are never blocked on a table that is already large. A build that failed (or was
+cancelled) leaves an INVALID index behind; running the upgrade again drops it
+concurrently and builds it anew. Offline (`--sql`), where the database cannot be
+asked, the script drops any leftover index of these names before building it.
 
 Revision ID: 0002
 Revises: 0001
@@ -12,49 +14,76 @@ Create Date: 2026-11-24
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from alembic import op
+from checkpointer.migrations import migration_schema
 
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-INDEXES = {
-    "checkpoints_metadata_idx": "USING gin (metadata jsonb_path_ops)",
-    "checkpoints_run_id_idx": "((metadata ->> 'run_id'))",
+INDEXES: dict[str, tuple[list[Any], dict[str, Any]]] = {
+    "checkpoints_metadata_idx": (
+        ["metadata"],
+        {"postgresql_using": "gin", "postgresql_ops": {"metadata": "jsonb_path_ops"}},
+    ),
+    "checkpoints_run_id_idx": ([sa.text("(metadata ->> 'run_id')")], {}),
 }
 
+_INVALID = sa.text(
+    "SELECT NOT i.indisvalid FROM pg_catalog.pg_index i"
+    " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relname = :name AND n.nspname = coalesce(:schema, current_schema())"
+)
 
-def _invalid(name: str) -> bool:
-    return bool(
-        op.get_bind().scalar(
-            sa.text(
-                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                " WHERE c.relname = :name AND pg_catalog.pg_table_is_visible(c.oid)"
-            ),
-            {"name": name},
-        )
-    )
+
+def _leftover(name: str, schema: str | None) -> bool:
+    """Whether a failed earlier build left index `name` INVALID (always, offline)."""
+    if op.get_context().as_sql:
+        return True
+    return bool(op.get_bind().scalar(_INVALID, {"name": name, "schema": schema}))
 
 
 def upgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
+    schema = migration_schema()
     with op.get_context().autocommit_block():
-        for name, definition in INDEXES.items():
-            if not op.get_context().as_sql and _invalid(name):
-                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(
-                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON checkpoints {definition}"
+        for name, (columns, options) in INDEXES.items():
+            if _leftover(name, schema):
+                op.drop_index(
+                    name,
+                    table_name="checkpoints",
+                    schema=schema,
+                    if_exists=True,
+                    postgresql_concurrently=True,
+                )
+            op.create_index(
+                name,
+                "checkpoints",
+                columns,
+                schema=schema,
+                if_not_exists=True,
+                postgresql_concurrently=True,
+                **options,
             )
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
+    schema = migration_schema()
     with op.get_context().autocommit_block():
         for name in INDEXES:
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            op.drop_index(
+                name,
+                table_name="checkpoints",
+                schema=schema,
+                if_exists=True,
+                postgresql_concurrently=True,
+            )
