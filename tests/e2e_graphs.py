@@ -8,11 +8,14 @@ Message ids are explicit: `add_messages` would otherwise assign random ones.
 from __future__ import annotations
 
 import operator
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.channels.delta import DeltaChannel
 from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
@@ -205,7 +208,16 @@ class SplitState(TypedDict, total=False):
     joined: str
 
 
-def split_graph(calls: Counter[str], broken: dict[str, bool]) -> StateGraph[Any]:
+def split_graph(
+    calls: Counter[str], broken: dict[str, bool], saver: BaseCheckpointSaver[Any] | None = None
+) -> StateGraph[Any]:
+    """`start`, then `steady` and `flaky` in one superstep, then `join`.
+
+    When a parallel task fails, LangGraph cancels (async) or abandons (sync) the siblings
+    still running, and their writes are lost: which of two threads finishes first is
+    scheduling luck. So a broken `flaky` first waits until `saver` holds `steady`'s writes,
+    making "the sibling finished, then its neighbour failed" the case actually tested."""
+
     def start(state: SplitState) -> dict[str, Any]:
         calls["start"] += 1
         return {"parts": [f"start{state['seed']}"]}
@@ -214,9 +226,11 @@ def split_graph(calls: Counter[str], broken: dict[str, bool]) -> StateGraph[Any]
         calls["steady"] += 1
         return {"parts": ["steady"]}
 
-    def flaky(state: SplitState) -> dict[str, Any]:
+    def flaky(state: SplitState, config: RunnableConfig) -> dict[str, Any]:
         calls["flaky"] += 1
         if broken["flaky"]:
+            if saver is not None:
+                _await_saved_write(saver, config, ("parts", ["steady"]))
             raise RuntimeError("flaky is broken")
         return {"parts": ["flaky"]}
 
@@ -235,6 +249,29 @@ def split_graph(calls: Counter[str], broken: dict[str, bool]) -> StateGraph[Any]
     builder.add_edge(["steady", "flaky"], "join")
     builder.add_edge("join", END)
     return builder
+
+
+def _await_saved_write(
+    saver: BaseCheckpointSaver[Any],
+    config: RunnableConfig,
+    write: tuple[str, Any],
+    timeout: float = 30.0,
+) -> None:
+    """Block (in a node's worker thread) until the thread's latest checkpoint has `write`
+    (channel, value) among its pending writes; fail loudly if it never appears."""
+    thread = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            saved = saver.get_tuple(thread)
+        except RuntimeError as exc:  # InMemorySaver's dicts, read while another thread writes
+            last_error = exc
+        else:
+            if saved is not None and any((c, v) == write for _, c, v in saved.pending_writes or []):
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"{write} was never saved (last error: {last_error!r})")
 
 
 # -- DeltaChannel ----------------------------------------------------------------------

@@ -54,9 +54,8 @@ async def failing_sibling(backend: Backend, record: Recorder) -> None:
     config = {"configurable": {"thread_id": backend.thread("split")}}
     calls: Counter[str] = Counter()
     broken = {"flaky": True}
-    builder = split_graph(calls, broken)
     async with backend.open() as session:
-        graph = builder.compile(checkpointer=session.saver)
+        graph = split_graph(calls, broken, session.saver).compile(checkpointer=session.saver)
         with pytest.raises(RuntimeError, match="flaky is broken"):
             await session.invoke(graph, {"seed": 7}, config)
         failed = record("failed state", await session.get_state(graph, config))
@@ -67,7 +66,7 @@ async def failing_sibling(backend: Backend, record: Recorder) -> None:
         assert by_name["flaky"].result is None
     broken["flaky"] = False
     async with backend.open() as session:
-        graph = builder.compile(checkpointer=session.saver)
+        graph = split_graph(calls, broken).compile(checkpointer=session.saver)
         fixed = record("fixed", await session.invoke(graph, None, config))
         assert fixed["joined"] == "flaky+start7+steady"
         # The sibling's writes were saved with the failed superstep: it did not run again.
