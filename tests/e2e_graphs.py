@@ -259,7 +259,7 @@ def _await_saved_write(
 ) -> None:
     """Block (in a node's worker thread) until the thread's latest checkpoint has `write`
     (channel, value) among its pending writes; fail loudly if it never appears."""
-    thread = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
+    thread: RunnableConfig = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
