@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -119,3 +120,15 @@ def test_wheel_installs_and_migrates_from_a_clean_venv(tmp_path: Path, fresh_pg:
         assert {"checkpoints", "checkpoint_blobs", "checkpoint_writes"} <= set(got["tables"])
         assert "checkpointer_alembic_version" in got["tables"]
         assert "alembic_version" not in got["tables"]
+
+    # The Alembic CLI of the installed package, with no alembic.ini or checkout around.
+    cli_db = work / "cli.db"
+    cli = (python, "-m", "checkpointer", "-x", f"url=sqlite:///{cli_db}")
+    _run(*cli, "upgrade", "head", cwd=work, env=env)
+    current = _run(*cli, "current", cwd=work, env=env)
+    heads = _run(*cli, "heads", cwd=work, env=env)
+    assert heads.split()[0] in current, (current, heads)
+    _run(*cli, "downgrade", "base", cwd=work, env=env)
+    with sqlite3.connect(cli_db) as conn:
+        left = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert not left & {"checkpoints", "checkpoint_blobs", "checkpoint_writes"}, left
