@@ -16,7 +16,9 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from . import migrations
 from .base import SaverBase
@@ -44,6 +46,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         self._engine = engine.execution_options(**options) if options else engine
         # Single statements commit on their own: no BEGIN/COMMIT round trips.
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._sync_engine = self._engine.sync_engine
+        self._sync_autocommit = self._autocommit.sync_engine
         self._schema_check = asyncio.Lock()  # concurrent first calls: one check
         single_writer = self._planner.statements.dialect.single_writer
         self._write_turn = asyncio.Lock() if single_writer else None
@@ -83,9 +87,6 @@ class AsyncSQLAlchemySaver(SaverBase):
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
 
-    def _connect(self, plan: Plan[Any]) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self._engine.begin() if plan.atomic else self._autocommit.connect()
-
     async def _ensure_schema(self) -> None:
         """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
         self._remember_loop()
@@ -96,9 +97,30 @@ class AsyncSQLAlchemySaver(SaverBase):
                         await conn.run_sync(self._check_schema)
 
     @staticmethod
-    async def _execute(conn: AsyncConnection, step: Step) -> Rows | None:
-        result = await conn.execute(step.statement, step.params)  # type: ignore[arg-type]
+    def _execute(conn: Connection, step: Step) -> Rows | None:
+        result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
+
+    def _drive(self, plan: Plan[T], step: Step | Emit) -> T:
+        """Check out a connection and run the plan's statements on it, all in one
+        greenlet: SQLAlchemy's sync API over the async driver, as `run_sync` does, each
+        round trip still awaited on the event loop. One switch per call instead of one per
+        checkout, execute and close, and no async wrappers (measured: 100 µs less CPU
+        per call)."""
+        engine = self._sync_engine if plan.atomic else self._sync_autocommit
+        steps = plan.steps
+        with engine.begin() if plan.atomic else engine.connect() as conn:
+            try:
+                while True:
+                    assert isinstance(step, Step)
+                    step = steps.send(self._execute(conn, step))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def _fetch(self, step: Step) -> Rows | None:
+        """One statement on a connection of its own (see `_drive`)."""
+        with self._sync_autocommit.connect() as conn:
+            return self._execute(conn, step)
 
     def _turn(self, plan: Plan[Any], first: Step | Emit) -> AbstractAsyncContextManager[Any]:
         """On a single-writer database (SQLite) a writing plan waits for its turn here,
@@ -116,13 +138,7 @@ class AsyncSQLAlchemySaver(SaverBase):
             return done.value  # type: ignore[no-any-return]
         async with self._turn(plan, step):
             with translated():
-                async with self._connect(plan) as conn:
-                    try:
-                        while True:
-                            assert isinstance(step, Step)
-                            step = steps.send(await self._execute(conn, step))
-                    except StopIteration as done:
-                        return done.value  # type: ignore[no-any-return]
+                return await greenlet_spawn(self._drive, plan, step)
 
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
         """Run a plan that emits values; each statement on its own connection, so none
@@ -140,8 +156,7 @@ class AsyncSQLAlchemySaver(SaverBase):
                 yield item.value
                 continue
             with translated():
-                async with self._autocommit.connect() as conn:
-                    rows = await self._execute(conn, item)
+                rows = await greenlet_spawn(self._fetch, item)
 
     # -- the async contract ------------------------------------------------------
 
