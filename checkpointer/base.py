@@ -3,15 +3,20 @@ the tables live in, and the once-per-saver check that the database is migrated."
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import codec, migrations
-from .plans import Planner
+from .plans import Emit, Plan, Planner, Rows, Step
 from .statements import for_dialect
+
+T = TypeVar("T")
+E = TypeVar("E", Engine, AsyncEngine)
 
 
 class SaverBase(BaseCheckpointSaver[str]):
@@ -28,11 +33,40 @@ class SaverBase(BaseCheckpointSaver[str]):
         self.schema = migrations.validate_schema(schema, dialect_name)
         self._planner = Planner(for_dialect(dialect_name), self.serde)
         self._schema_ready = False
+        # Set by the executor on a single-writer database (SQLite): an asyncio or a
+        # threading lock that writing plans take before checking out a connection.
+        self._write_turn: Any = None
 
-    def _engine_options(self) -> dict[str, Any]:
-        """Execution options of the saver's own view of the caller's engine: with a
-        schema, every table name is rendered schema-qualified (no `search_path`)."""
-        return {"schema_translate_map": {None: self.schema}} if self.schema else {}
+    def _views(self, engine: E) -> tuple[E, E]:
+        """The saver's views of the caller's engine (same pool): for transactions, and
+        autocommit for single statements (no BEGIN/COMMIT round trips). With a schema,
+        every table name is rendered schema-qualified (no reliance on `search_path`)."""
+        if self.schema:
+            engine = engine.execution_options(schema_translate_map={None: self.schema})
+        return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def _turn(self, plan: Plan[Any], first: Step | Emit) -> Any:
+        """On a single-writer database (SQLite) a writing plan waits for its turn here,
+        holding no connection and with no timeout; reads, and every plan on other
+        databases, take nothing. (`nullcontext` serves `with` and `async with` alike.)"""
+        writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
+        return self._write_turn if self._write_turn is not None and writes else nullcontext()
+
+    @staticmethod
+    def _execute(conn: Connection, step: Step) -> Rows | None:
+        result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
+        return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
+
+    def _drive(self, conn: Connection, plan: Plan[T], step: Step | Emit) -> T:
+        """Run a plan's statements on one sync `Connection` (the async saver runs this in
+        a greenlet) and return the plan's result."""
+        steps = plan.steps
+        try:
+            while True:
+                assert isinstance(step, Step)
+                step = steps.send(self._execute(conn, step))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def _check_schema(self, conn: Connection) -> None:
         """Fail closed, once per saver: SchemaNotReadyError unless the database is at

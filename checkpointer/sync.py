@@ -23,7 +23,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from . import migrations
 from .base import SaverBase
 from .errors import translated
-from .plans import Emit, Plan, Rows, Step
+from .plans import Emit, Plan, Rows
 
 T = TypeVar("T")
 
@@ -49,13 +49,10 @@ class SQLAlchemySaver(SaverBase):
             )
         super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
-        # The saver's view of the caller's engine (same pool): tables in `schema`.
-        options = self._engine_options()
-        self._engine = engine.execution_options(**options) if options else engine
-        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine, self._autocommit = self._views(engine)
         self._schema_check = threading.Lock()  # concurrent first calls: one check
-        single_writer = self._planner.statements.dialect.single_writer
-        self._write_turn = threading.Lock() if single_writer else None
+        if self._planner.statements.dialect.single_writer:
+            self._write_turn = threading.Lock()
         # A StaticPool hands the same DBAPI connection to every thread: concurrent calls
         # must not interleave their statements and transactions on it.
         self._serial: AbstractContextManager[Any] = (
@@ -105,18 +102,6 @@ class SQLAlchemySaver(SaverBase):
                     with self._serial, self._autocommit.connect() as conn:
                         self._check_schema(conn)
 
-    @staticmethod
-    def _execute(conn: Connection, step: Step) -> Rows | None:
-        result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
-        return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
-
-    def _turn(self, plan: Plan[Any], first: Step | Emit) -> AbstractContextManager[Any]:
-        """On a single-writer database (SQLite) a writing plan waits for its turn here,
-        holding no connection and with no timeout; reads, and every plan on other
-        databases, take nothing."""
-        writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
-        return self._write_turn if self._write_turn is not None and writes else nullcontext()
-
     def _run(self, plan: Plan[T]) -> T:
         self._ensure_schema()
         steps = plan.steps
@@ -125,12 +110,7 @@ class SQLAlchemySaver(SaverBase):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         with self._serial, self._turn(plan, step), translated(), self._connect(plan) as conn:
-            try:
-                while True:
-                    assert isinstance(step, Step)
-                    step = steps.send(self._execute(conn, step))
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+            return self._drive(conn, plan, step)
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
         """Run a plan that emits values; each statement on its own connection."""
