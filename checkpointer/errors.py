@@ -20,7 +20,8 @@ class ThreadNotEmptyError(CheckpointerError, ValueError):
     """`copy_thread` was asked to copy onto a thread that already has rows."""
 
 
-_MISSING_TABLE_MARKERS = ("no such table", "does not exist", "undefinedtable")
+_UNDEFINED_TABLE = "42P01"
+"""PostgreSQL's SQLSTATE for a missing relation (asyncpg and psycopg both expose it)."""
 
 
 @contextmanager
@@ -30,10 +31,11 @@ def translated() -> Iterator[None]:
     try:
         yield
     except DBAPIError as error:
-        message = f"{type(error.orig).__name__} {error.orig}".lower()
-        if any(marker in message for marker in _MISSING_TABLE_MARKERS) and (
-            "checkpoint" in message
-        ):
+        message = str(error.orig).lower()
+        missing = getattr(error.orig, "sqlstate", None) == _UNDEFINED_TABLE or (
+            message.startswith("no such table")  # SQLite has no error codes for this
+        )
+        if missing and "checkpoint" in message:
             raise SchemaNotReadyError(
                 "the checkpoint tables are missing: run `alembic upgrade head` (from this "
                 "package's alembic.ini) or `await saver.setup()` / `saver.setup()` first"

@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SchemaNotReadyError, SQLAlchemySaver
@@ -173,3 +174,22 @@ async def test_async_upgrade_on_a_connection_in_a_transaction(unmigrated: AsyncE
     assert await aupgrade(unmigrated) == []
     saver = AsyncSQLAlchemySaver(unmigrated)
     assert await saver.aget_tuple(CONFIG) is None
+
+
+async def test_tables_dropped_after_the_check_say_what_to_run(engine: AsyncEngine) -> None:
+    """The driver's missing-table error (SQLSTATE 42P01 / SQLite "no such table") becomes
+    `SchemaNotReadyError`; any other driver error passes through unchanged."""
+    saver = AsyncSQLAlchemySaver(engine)
+    assert await saver.aget_tuple(CONFIG) is None  # first use: the revision check passes
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE checkpoint_writes"))
+    with pytest.raises(SchemaNotReadyError) as error:
+        await saver.aget_tuple(CONFIG)
+    _says_what_to_run(error)
+    assert error.value.__cause__ is not None
+
+    async with engine.begin() as conn:  # a failure that is not a missing table
+        await conn.execute(text("CREATE TABLE checkpoint_writes (thread_id INTEGER)"))
+    with pytest.raises(DBAPIError) as other:
+        await saver.aget_tuple(CONFIG)
+    assert not isinstance(other.value, SchemaNotReadyError)
