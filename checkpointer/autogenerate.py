@@ -28,13 +28,18 @@ CHECKPOINTER_TABLES: frozenset[str] = frozenset({*metadata.tables, VERSION_TABLE
 """Every table this package creates and owns: the three checkpoint tables and the
 version table recording our Alembic revision."""
 
+_IGNORED = CHECKPOINTER_TABLES | {"checkpoint_migrations"}
+"""Also left alone: langgraph-checkpoint-postgres' own migration table, present in a
+database that saver set up before ours adopted it."""
+
 
 def _is_ours(table_name: str | None) -> bool:
-    return table_name is not None and table_name in CHECKPOINTER_TABLES
+    return table_name is not None and table_name in _IGNORED
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Alembic `include_name` hook: False for our tables, so they are never reflected."""
+    """Alembic `include_name` hook: False for our tables (and the official saver's
+    `checkpoint_migrations`), so they are never reflected."""
     if type_ == "table":
         return not _is_ours(name)
     if type_ in {"column", "index", "unique_constraint", "foreign_key_constraint"}:

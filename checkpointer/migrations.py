@@ -266,19 +266,6 @@ async def aupgrade(
             await conn.run_sync(_unlock)
 
 
-HOST_IGNORED_TABLES = frozenset(
-    {"checkpoints", "checkpoint_blobs", "checkpoint_writes", VERSION_TABLE, "checkpoint_migrations"}
-)
-"""Tables a host application's autogenerate must leave alone: ours, our version table,
-and langgraph-checkpoint-postgres' `checkpoint_migrations`."""
-
-
-def host_include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """`include_name=` for a host application's `context.configure(...)`: its
-    autogenerate and `alembic check` then ignore the checkpoint tables."""
-    return not (type_ == "table" and name in HOST_IGNORED_TABLES)
-
-
 def upgrade_from_host_env(connection: Connection, *, schema: str | None = None) -> list[str]:
     """Call at the end of a host application's `env.py`, on its connection, after its
     own migrations: when the host runs `alembic upgrade` (online), our tables are
