@@ -3,7 +3,7 @@ the tables live in, and the once-per-saver check that the database is migrated."
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import codec, migrations
+from .direct import Direct, DirectConnection
 from .plans import Emit, Plan, Planner, Rows, Step
 from .statements import for_dialect
 
@@ -36,6 +37,7 @@ class SaverBase(BaseCheckpointSaver[str]):
         # Set by the executor on a single-writer database (SQLite): an asyncio or a
         # threading lock that writing plans take before checking out a connection.
         self._write_turn: Any = None
+        self._direct: Direct | None = None
 
     def _views(self, engine: E) -> tuple[E, E]:
         """The saver's views of the caller's engine (same pool): for transactions, and
@@ -45,6 +47,31 @@ class SaverBase(BaseCheckpointSaver[str]):
             engine = engine.execution_options(schema_translate_map={None: self.schema})
         return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    def _use_direct(self, engine: Engine, autocommit: Engine) -> None:
+        """Let autocommit plans skip `Connection` where the dialect allows it (see
+        `checkpointer.direct`); not on an engine whose own `schema_translate_map` the
+        direct path would not apply. `autocommit` runs what that path cannot."""
+        if not self._planner.statements.dialect.direct:
+            return
+        if "schema_translate_map" in engine.get_execution_options():
+            return
+
+        def fallback(step: Step) -> Rows | None:
+            with autocommit.connect() as conn:
+                return self._execute(conn, step)
+
+        self._direct = Direct(engine, self.schema, fallback)
+
+    def _autocommit_connection(
+        self, autocommit: Engine
+    ) -> AbstractContextManager[Connection | DirectConnection]:
+        """A connection for statements that commit on their own: the direct path when
+        nobody listens to the engine's statements, else a `Connection`."""
+        direct = self._direct
+        if direct is not None and direct.available():
+            return direct.connect()
+        return autocommit.connect()
+
     def _turn(self, plan: Plan[Any], first: Step | Emit) -> Any:
         """On a single-writer database (SQLite) a writing plan waits for its turn here,
         holding no connection and with no timeout; reads, and every plan on other
@@ -53,11 +80,13 @@ class SaverBase(BaseCheckpointSaver[str]):
         return self._write_turn if self._write_turn is not None and writes else nullcontext()
 
     @staticmethod
-    def _execute(conn: Connection, step: Step) -> Rows | None:
+    def _execute(conn: Connection | DirectConnection, step: Step) -> Rows | None:
+        if isinstance(conn, DirectConnection):
+            return conn.execute(step)
         result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
-    def _drive(self, conn: Connection, plan: Plan[T], step: Step | Emit) -> T:
+    def _drive(self, conn: Connection | DirectConnection, plan: Plan[T], step: Step | Emit) -> T:
         """Run a plan's statements on one sync `Connection` (the async saver runs this in
         a greenlet) and return the plan's result."""
         steps = plan.steps

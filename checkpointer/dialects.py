@@ -59,6 +59,10 @@ class Dialect:
     busy timeout ("database is locked") under load."""
     lateral: bool = False
     """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
+    direct: bool = False
+    """Autocommit plans may run on the DBAPI cursor (`checkpointer.direct`). Measured
+    and tested on PostgreSQL (asyncpg, psycopg); SQLite, the embedded default, keeps
+    `Connection` and its driver's transaction handling."""
     lock_before_read: bool = False
     """A transaction that reads, then writes, must take the write lock first: SQLite
     cannot upgrade a read lock while another writer waits (it fails at once with
@@ -302,7 +306,7 @@ def _sqlite_contains(
 def for_name(name: str) -> Dialect:
     """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
     if name == "postgresql":
-        return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True)
+        return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True, direct=True)
     if name == "sqlite":
         return _Sqlite(
             name, batch_as_arrays=False, cte_dml=False, single_writer=True, lock_before_read=True

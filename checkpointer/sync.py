@@ -22,6 +22,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import migrations
 from .base import SaverBase
+from .direct import DirectConnection
 from .errors import translated
 from .plans import Emit, Plan, Rows
 
@@ -51,6 +52,7 @@ class SQLAlchemySaver(SaverBase):
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
         self._schema_check = threading.Lock()  # concurrent first calls: one check
+        self._use_direct(engine, self._autocommit)
         if self._planner.statements.dialect.single_writer:
             self._write_turn = threading.Lock()
         # A StaticPool hands the same DBAPI connection to every thread: concurrent calls
@@ -91,8 +93,10 @@ class SQLAlchemySaver(SaverBase):
 
     # -- executing plans ---------------------------------------------------------
 
-    def _connect(self, plan: Plan[Any]) -> AbstractContextManager[Connection]:
-        return self._engine.begin() if plan.atomic else self._autocommit.connect()
+    def _connect(self, plan: Plan[Any]) -> AbstractContextManager[Connection | DirectConnection]:
+        if plan.atomic:
+            return self._engine.begin()
+        return self._autocommit_connection(self._autocommit)
 
     def _ensure_schema(self) -> None:
         """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
@@ -126,7 +130,7 @@ class SQLAlchemySaver(SaverBase):
                 rows = None
                 yield item.value
                 continue
-            with self._serial, translated(), self._autocommit.connect() as conn:
+            with self._serial, translated(), self._autocommit_connection(self._autocommit) as conn:
                 rows = self._execute(conn, item)
 
     # -- async use is a mistake: say what to use instead ----------------------------

@@ -1,0 +1,220 @@
+"""Autocommit statements run straight on the pooled DBAPI cursor.
+
+`Connection.execute` costs about 80 µs of CPU per statement over the driver (events,
+execution context, result objects), and checking out a `Connection` in autocommit
+another 50: on loopback an agent step is CPU-bound, and this was a third of ours. For
+plans that need no transaction, this runs each statement as SQLAlchemy compiled it (once
+per statement), with SQLAlchemy's bind and result processors, on the DBAPI cursor of a
+connection from the engine's own pool, and wraps driver errors as `Connection` would
+(`sqlalchemy.exc.DBAPIError`, disconnects invalidate the connection).
+
+What this path cannot honour, it leaves to `Connection`: statement events
+(`before_cursor_execute` and the like, so tracing and statement counters see every
+statement), `echo`, executemany, and expanding parameters. The dialect record decides
+where it is used at all (`Dialect.direct`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from .plans import Rows, Step
+
+ENGINE_EVENTS = ("before_execute", "after_execute", "before_cursor_execute", "after_cursor_execute")
+"""Engine events a `Connection` fires per statement and this path would skip (with
+`handle_error`, which SQLAlchemy keeps on the dialect)."""
+
+COMPILED_KEEP = 512
+"""Compiled statements kept per saver (the filtered list statements are bounded too)."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A statement as the driver takes it, and what converts values on the way."""
+
+    statement: Executable
+    compiled: SQLCompiler
+    sql: str
+    order: tuple[str, ...] | None
+    """Bind names in placeholder order (positional paramstyles), else None."""
+    names: Mapping[str, str]
+    """Bind name -> the name in the SQL (named paramstyles escape some names)."""
+    binds: Mapping[str, Callable[[Any], Any]]
+    results: tuple[Callable[[Any], Any] | None, ...] | None
+    """Per result column, or None when no column needs converting."""
+
+
+class Direct:
+    """Runs `Step`s of autocommit plans on one engine's pool, bypassing `Connection`."""
+
+    def __init__(
+        self, engine: Engine, schema: str | None, fallback: Callable[[Step], Rows | None]
+    ) -> None:
+        self.engine = engine
+        self.fallback = fallback
+        """Runs a step this path cannot (on a `Connection` of its own)."""
+        self.dialect = engine.dialect
+        self._schemas = {None: schema} if schema else None
+        # by id(), with the statement kept to tell a reused id apart
+        self._compiled: dict[int, tuple[Executable, Compiled | None]] = {}
+
+    def available(self) -> bool:
+        """Nobody listens to statements on this engine (checked per call: listeners
+        may be added at any time) and it does not echo them."""
+        engine = self.engine
+        dispatch = engine.dispatch
+        return not (
+            engine.echo
+            or any(getattr(dispatch, e) for e in ENGINE_EVENTS)
+            or engine.dialect.dispatch.handle_error
+        )
+
+    def connect(self) -> DirectConnection:
+        return DirectConnection(self)
+
+    def compiled(self, step: Step) -> Compiled | None:
+        """The step's statement compiled for this engine, or None when this path must
+        not run it (executemany, expanding or literal-execute parameters)."""
+        if step.params is not None and not isinstance(step.params, Mapping):
+            return None
+        statement = step.statement
+        kept = self._compiled.get(id(statement))
+        if kept is not None and kept[0] is statement:
+            return kept[1]
+        if len(self._compiled) >= COMPILED_KEEP:
+            self._compiled.clear()
+        made = self._compile(statement)
+        self._compiled[id(statement)] = (statement, made)
+        return made
+
+    def _compile(self, statement: Executable) -> Compiled | None:
+        dialect = self.dialect
+        kw: dict[str, Any] = {}
+        if self._schemas:
+            kw = {"schema_translate_map": self._schemas, "render_schema_translate": True}
+        compiled = statement.compile(dialect=dialect, **kw)  # type: ignore[attr-defined]
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            return None
+        binds = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                binds[name] = processor
+        results: tuple[Callable[[Any], Any] | None, ...] | None = None
+        columns = getattr(statement, "selected_columns", None)
+        if columns is not None:
+            results = tuple(
+                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+            )
+            if not any(results):
+                results = None
+        return Compiled(
+            statement=statement,
+            compiled=compiled,
+            sql=compiled.string,
+            order=tuple(compiled.positiontup) if compiled.positional else None,  # type: ignore[arg-type]
+            names=compiled.escaped_bind_names,
+            binds=binds,
+            results=results,
+        )
+
+
+class DirectConnection:
+    """One pooled DBAPI connection in autocommit for the length of a plan; its
+    isolation level is restored before it goes back to the pool."""
+
+    def __init__(self, direct: Direct) -> None:
+        self.direct = direct
+        self.fairy: Any = None
+        self.cursor: DBAPICursor | None = None
+
+    def __enter__(self) -> DirectConnection:
+        dialect = self.direct.dialect
+        self.fairy = self.direct.engine.raw_connection()
+        try:
+            dialect.set_isolation_level(self.fairy.dbapi_connection, "AUTOCOMMIT")
+        except BaseException:
+            self.fairy.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fairy = self.fairy
+        try:
+            if fairy.dbapi_connection is not None:  # None once invalidated
+                if self.cursor is not None:
+                    self.cursor.close()
+                self.direct.dialect.reset_isolation_level(fairy.dbapi_connection)
+        except Exception:
+            # never pool a connection left in autocommit; the plan's own outcome (or
+            # error) stands
+            fairy.invalidate()
+        finally:
+            fairy.close()
+
+    def execute(self, step: Step) -> Rows | None:
+        compiled = self.direct.compiled(step)
+        if compiled is None:
+            return self.direct.fallback(step)
+        values = compiled.compiled.construct_params(step.params, escape_names=False)  # type: ignore[arg-type]
+        binds = compiled.binds
+        if compiled.order is not None:
+            params: Any = self.direct.dialect.execute_sequence_format(
+                [binds[k](values[k]) if k in binds else values[k] for k in compiled.order]
+            )
+        else:
+            names = compiled.names
+            params = {names.get(k, k): binds[k](v) if k in binds else v for k, v in values.items()}
+        fairy = self.fairy
+        try:
+            if self.cursor is None:
+                self.cursor = fairy.cursor()
+            cursor = self.cursor
+            assert cursor is not None
+            cursor.execute(compiled.sql, params)
+            if not step.fetch:
+                return None
+            names_out = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        except self.direct.dialect.loaded_dbapi.Error as error:
+            raise self._wrapped(error, compiled.sql, params) from error
+        except BaseException as exit_:
+            if not isinstance(exit_, Exception):
+                # cancelled or interrupted mid-statement: the connection's state is
+                # unknown, so it is discarded, as `Connection` does
+                fairy.invalidate()
+            raise
+        results = compiled.results
+        if results is None:
+            return [dict(zip(names_out, row, strict=True)) for row in rows]
+        out = []
+        for row in rows:
+            values_out = zip(names_out, results, row, strict=True)
+            out.append({n: (p(v) if p else v) for n, p, v in values_out})
+        return out
+
+    def _wrapped(self, error: Any, sql: str, params: Any) -> StatementError:
+        """The error `Connection` would raise; a lost connection is invalidated."""
+        dialect, fairy = self.direct.dialect, self.fairy
+        lost = dialect.is_disconnect(error, fairy.dbapi_connection, self.cursor)
+        if lost:
+            fairy.invalidate(error)
+        wrapped: StatementError = DBAPIError.instance(
+            sql,
+            params,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=self.direct.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=dialect,
+        )
+        return wrapped

@@ -1,0 +1,274 @@
+"""The direct path (`checkpointer.direct`): on PostgreSQL, autocommit plans run on the
+pooled DBAPI cursor when nobody listens to the engine's statements. These tests prove
+it is taken, returns what `Connection` returns, leaves pooled connections as it found
+them, and fails the way `Connection` fails."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import Checkpoint, CheckpointTuple, empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from checkpointer import AsyncSQLAlchemySaver, SchemaNotReadyError, SQLAlchemySaver
+
+from .conftest import pg_database_url
+
+ASYNC_DRIVERS = ["asyncpg", "psycopg"]
+
+
+@contextmanager
+def connections_made(engine: Engine) -> Iterator[list[object]]:
+    """Every SQLAlchemy `Connection` made on `engine` (`engine_connect` does not turn
+    the direct path off; statement events would)."""
+    made: list[object] = []
+
+    def seen(conn: Any) -> None:
+        made.append(conn)
+
+    event.listen(engine, "engine_connect", seen)
+    try:
+        yield made
+    finally:
+        event.remove(engine, "engine_connect", seen)
+
+
+@contextmanager
+def statements_seen(engine: Engine) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+@pytest.fixture(params=ASYNC_DRIVERS)
+async def engine(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[AsyncEngine]:
+    url = pg_url.replace("+asyncpg", f"+{request.param}")
+    made = create_async_engine(url, pool_size=1, max_overflow=0)
+    yield made
+    await made.dispose()
+
+
+def config(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+    configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def checkpoint(step: int, versions: dict[str, str]) -> Checkpoint:
+    made = empty_checkpoint()
+    made["id"] = str(uuid6(clock_seq=step))
+    made["channel_values"] = {
+        "messages": [f"message {i}" for i in range(step + 1)],
+        "n": step,
+        "blob": b"\x00\xffbytes",
+        "text": "nul \x00 and ünïcode",
+    }
+    made["channel_versions"] = dict(versions)
+    return made
+
+
+async def write_thread(saver: AsyncSQLAlchemySaver, thread_id: str, steps: int) -> RunnableConfig:
+    parent = config(thread_id)
+    versions: dict[str, str] = {}
+    for step in range(steps):
+        changed = ["messages", "n"] + (["blob", "text"] if step == 0 else [])
+        new = {ch: saver.get_next_version(versions.get(ch)) for ch in changed}
+        versions.update(new)
+        metadata: Any = {"step": step, "source": "loop", "user": "ü\x00"}
+        parent = await saver.aput(parent, checkpoint(step, versions), metadata, new)
+        await saver.aput_writes(parent, [("a", {"step": step}), ("b", [1, 2])], f"task-{step}")
+    return parent
+
+
+def comparable(item: CheckpointTuple | None) -> Any:
+    assert item is not None
+    return (item.config, item.checkpoint, item.metadata, item.parent_config, item.pending_writes)
+
+
+async def test_direct_path_is_taken_and_reads_what_connection_reads(engine: AsyncEngine) -> None:
+    saver = AsyncSQLAlchemySaver(engine)
+    thread = f"t-{uuid.uuid4().hex}"
+    with connections_made(engine.sync_engine) as made:
+        last = await write_thread(saver, thread, 5)
+        direct_latest = await saver.aget_tuple(config(thread))
+        direct_by_id = await saver.aget_tuple(last)
+        direct_list = [c async for c in saver.alist(config(thread))]
+        direct_filtered = [c async for c in saver.alist(None, filter={"step": 3})]
+    # the schema check is the only Connection: every put, write and read went direct
+    assert len(made) <= 1
+
+    with statements_seen(engine.sync_engine) as sent, connections_made(engine.sync_engine) as made:
+        via_connection = await saver.aget_tuple(config(thread))
+        by_id = await saver.aget_tuple(last)
+        listed = [c async for c in saver.alist(config(thread))]
+        filtered = [c async for c in saver.alist(None, filter={"step": 3})]
+    assert len(made) >= 4 and len(sent) >= 4  # a listener sees every statement
+
+    assert comparable(direct_latest) == comparable(via_connection)
+    assert comparable(direct_by_id) == comparable(by_id)
+    assert [comparable(c) for c in direct_list] == [comparable(c) for c in listed]
+    assert [comparable(c) for c in direct_filtered] == [comparable(c) for c in filtered]
+    assert len(direct_list) == 5 and len(direct_filtered) == 1
+    assert direct_latest is not None
+    assert direct_latest.checkpoint["channel_values"]["blob"] == b"\x00\xffbytes"
+    assert direct_latest.checkpoint["channel_values"]["text"] == "nul \x00 and ünïcode"
+    assert direct_latest.metadata["user"] == "ü"  # type: ignore[typeddict-item]  # NUL dropped
+    assert [w[1:] for w in direct_latest.pending_writes or ()] == [
+        ("a", {"step": 4}),
+        ("b", [1, 2]),
+    ]
+
+    # the listener is gone: back on the direct path
+    with connections_made(engine.sync_engine) as made:
+        assert comparable(await saver.aget_tuple(config(thread))) == comparable(via_connection)
+    assert made == []
+
+
+async def test_pooled_connection_is_returned_transactional(engine: AsyncEngine) -> None:
+    """The pool holds one connection: after direct calls (autocommit), the host app's
+    own transactions on it still roll back."""
+    saver = AsyncSQLAlchemySaver(engine)
+    await write_thread(saver, f"t-{uuid.uuid4().hex}", 2)
+    async with engine.connect() as conn:
+        assert await conn.get_isolation_level() == "READ COMMITTED"
+        await conn.execute(text("CREATE TABLE host_rows (n int)"))
+        await conn.commit()
+    with pytest.raises(RuntimeError, match="undo"):
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO host_rows VALUES (1)"))
+            raise RuntimeError("undo")
+    await write_thread(saver, f"t-{uuid.uuid4().hex}", 1)
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM host_rows"))).scalar() == 0
+
+
+async def test_database_errors_are_wrapped_like_connection_errors(engine: AsyncEngine) -> None:
+    saver = AsyncSQLAlchemySaver(engine)
+    thread = f"t-{uuid.uuid4().hex}"
+    last = await write_thread(saver, thread, 1)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE checkpoint_writes"))
+    with pytest.raises(SchemaNotReadyError) as raised:
+        await saver.aput_writes(last, [("a", 1)], "task")
+    assert isinstance(raised.value.__cause__, DBAPIError)
+    with pytest.raises(SchemaNotReadyError):
+        await saver.aget_tuple(config(thread))
+
+
+async def test_lost_connection_is_invalidated_and_replaced(engine: AsyncEngine) -> None:
+    saver = AsyncSQLAlchemySaver(engine)
+    thread = f"t-{uuid.uuid4().hex}"
+    await write_thread(saver, thread, 2)
+    admin = create_engine(pg_database_url("postgres", "psycopg"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            database = engine.url.database
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).all()
+        assert killed, "the pooled connection was not found"
+    finally:
+        admin.dispose()
+    with pytest.raises(DBAPIError) as raised:
+        await saver.aget_tuple(config(thread))
+    assert raised.value.connection_invalidated
+    latest = await saver.aget_tuple(config(thread))  # a new connection from the pool
+    assert latest is not None and latest.metadata["step"] == 1
+
+
+async def test_cancelled_call_discards_its_connection(engine: AsyncEngine) -> None:
+    """A call cancelled while its statement waits leaves no connection in an unknown
+    state in the pool: the next call (same pool of one) works."""
+    saver = AsyncSQLAlchemySaver(engine)
+    thread = f"t-{uuid.uuid4().hex}"
+    await write_thread(saver, thread, 2)
+    locker = create_engine(engine.url.set(drivername="postgresql+psycopg"))
+    try:
+        with locker.begin() as conn:
+            conn.execute(text("LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE"))
+            call = asyncio.ensure_future(saver.aget_tuple(config(thread)))
+            await asyncio.sleep(0.5)
+            assert not call.done()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        latest = await asyncio.wait_for(saver.aget_tuple(config(thread)), 10)
+        assert latest is not None and latest.metadata["step"] == 1
+    finally:
+        locker.dispose()
+
+
+async def test_schema_is_applied_on_the_direct_path(fresh_pg: str) -> None:
+    """With `search_path` pointing nowhere, only schema-qualified statements work."""
+    url = pg_database_url(fresh_pg)
+    engine = create_async_engine(url, connect_args={"server_settings": {"search_path": "nowhere"}})
+    try:
+        saver = AsyncSQLAlchemySaver(engine, schema="tenant")
+        await saver.setup()
+        thread = f"t-{uuid.uuid4().hex}"
+        with connections_made(engine.sync_engine) as made:
+            await write_thread(saver, thread, 3)
+            assert len([c async for c in saver.alist(config(thread))]) == 3
+        assert made == []
+    finally:
+        await engine.dispose()
+
+
+async def test_engine_schema_translation_keeps_connection(pg_url: str) -> None:
+    """An engine with its own `schema_translate_map` is served through `Connection`,
+    which applies it."""
+    engine = create_async_engine(pg_url)
+    try:
+        translated = engine.execution_options(schema_translate_map={"other": "elsewhere"})
+        saver = AsyncSQLAlchemySaver(translated)
+        with connections_made(engine.sync_engine) as made:
+            await write_thread(saver, f"t-{uuid.uuid4().hex}", 2)
+        assert len(made) >= 4
+    finally:
+        await engine.dispose()
+
+
+def test_sync_saver_on_psycopg_goes_direct(pg_url: str) -> None:
+    engine = create_engine(pg_url.replace("+asyncpg", "+psycopg"), pool_size=1, max_overflow=0)
+    try:
+        saver = SQLAlchemySaver(engine)
+        thread = f"t-{uuid.uuid4().hex}"
+        with connections_made(engine) as made:
+            parent = config(thread)
+            versions: dict[str, str] = {}
+            for step in range(3):
+                new = {"messages": saver.get_next_version(versions.get("messages"))}
+                versions.update(new)
+                parent = saver.put(parent, checkpoint(step, versions), {"step": step}, new)  # type: ignore[typeddict-unknown-key]
+                saver.put_writes(parent, [("a", step)], "task")
+            latest = saver.get_tuple(config(thread))
+            listed = list(saver.list(config(thread)))
+        assert len(made) <= 1
+        with statements_seen(engine):
+            assert comparable(saver.get_tuple(config(thread))) == comparable(latest)
+        assert len(listed) == 3
+        with engine.connect() as conn:
+            assert conn.get_isolation_level() == "READ COMMITTED"
+    finally:
+        engine.dispose()
