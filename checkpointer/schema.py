@@ -72,5 +72,6 @@ Index(
     checkpoints.c.metadata,
     postgresql_using="gin",
     postgresql_ops={"metadata": "jsonb_path_ops"},
+    postgresql_with={"fastupdate": "off"},  # no pending list: see revision 0003
 ).ddl_if(dialect="postgresql")
 Index("checkpoints_run_id_idx", run_id).ddl_if(dialect="postgresql")
