@@ -100,9 +100,11 @@ class AsyncSQLAlchemySaver(SaverBase):
         per call)."""
         if plan.atomic:
             with self._sync_engine.begin() as conn:
-                return self._drive(conn, plan, step)
-        with self._autocommit_connection(self._sync_autocommit) as single:
-            return self._drive(single, plan, step)
+                outcome = self._drive(conn, plan, step)
+        else:
+            with self._autocommit_connection(self._sync_autocommit) as single:
+                outcome = self._drive(single, plan, step)
+        return self._finish(plan, outcome)
 
     def _fetch(self, step: Step) -> Rows | None:
         """One statement on a connection of its own (see `_transact`)."""

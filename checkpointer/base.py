@@ -4,6 +4,7 @@ the tables live in, and the once-per-saver check that the database is migrated."
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -18,6 +19,13 @@ from .statements import for_dialect
 
 T = TypeVar("T")
 E = TypeVar("E", Engine, AsyncEngine)
+
+
+@dataclass(frozen=True)
+class Released:
+    """Rows of a plan's last statement, read before its connection was released."""
+
+    rows: Rows | None
 
 
 class SaverBase(BaseCheckpointSaver[str]):
@@ -86,16 +94,31 @@ class SaverBase(BaseCheckpointSaver[str]):
         result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
         return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
 
-    def _drive(self, conn: Connection | DirectConnection, plan: Plan[T], step: Step | Emit) -> T:
+    def _drive(self, conn: Connection | DirectConnection, plan: Plan[T], step: Step | Emit) -> Any:
         """Run a plan's statements on one sync `Connection` (the async saver runs this in
-        a greenlet) and return the plan's result."""
+        a greenlet). Returns the plan's result, or, at a step marked `last`, its rows as
+        `Released` for `_finish` to hand over once the connection is back in the pool."""
         steps = plan.steps
         try:
             while True:
                 assert isinstance(step, Step)
-                step = steps.send(self._execute(conn, step))
+                rows = self._execute(conn, step)
+                if step.last:
+                    return Released(rows)
+                step = steps.send(rows)
+        except StopIteration as done:
+            return done.value
+
+    @staticmethod
+    def _finish(plan: Plan[T], outcome: Any) -> T:
+        """The plan's result from what `_drive` returned."""
+        if not isinstance(outcome, Released):
+            return outcome  # type: ignore[no-any-return]
+        try:
+            plan.steps.send(outcome.rows)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        raise RuntimeError("a plan asked for a statement after its last one")
 
     def _check_schema(self, conn: Connection) -> None:
         """Fail closed, once per saver: SchemaNotReadyError unless the database is at

@@ -51,6 +51,9 @@ class Step:
     statement: Executable
     params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
     fetch: bool = False
+    last: bool = False
+    """No statement follows: the executor releases the connection before it hands
+    back the rows, so decoding them holds none."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +135,9 @@ class Planner:
                 "thread_id": where["thread_id"],
                 "checkpoint_ns": where["checkpoint_ns"],
             }
-            step = Step(self.statements.get_latest, params, fetch=True)
+            step = Step(self.statements.get_latest, params, fetch=True, last=True)
         else:
-            step = Step(self.statements.get_by_id, dict(where), fetch=True)
+            step = Step(self.statements.get_by_id, dict(where), fetch=True, last=True)
         return Plan(self._first(step))
 
     def _first(self, step: Step) -> Steps[CheckpointTuple | None]:
@@ -357,7 +360,8 @@ class Planner:
     def _delta_history(
         self, channels: list[str], params: dict[str, Any]
     ) -> Steps[dict[str, DeltaChannelHistory]]:
-        rows = yield Step(self.statements.delta_history(len(channels)), params, fetch=True)
+        statement = self.statements.delta_history(len(channels))
+        rows = yield Step(statement, params, fetch=True, last=True)
         found: dict[str, list[Mapping[str, Any]]] = {ch: [] for ch in channels}
         seeds: dict[str, Any] = {}
         for r in rows or ():

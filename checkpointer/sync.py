@@ -114,7 +114,8 @@ class SQLAlchemySaver(SaverBase):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         with self._serial, self._turn(plan, step), translated(), self._connect(plan) as conn:
-            return self._drive(conn, plan, step)
+            outcome = self._drive(conn, plan, step)
+        return self._finish(plan, outcome)
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
         """Run a plan that emits values; each statement on its own connection."""

@@ -291,16 +291,22 @@ def _args(value: Any, metadata: dict[str, Any]) -> tuple[Checkpoint, Any, dict[s
 
 
 class CheckoutRecorder(JsonPlusSerializer):
-    """Records how many connections the pool has out whenever a value is serialized."""
+    """Records how many connections the pool has out whenever a value is serialized
+    (`seen`) or deserialized (`seen_loading`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.pools: list[Any] = []
         self.seen: list[int] = []
+        self.seen_loading: list[int] = []
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         self.seen.extend(pool.checkedout() for pool in self.pools)
         return super().dumps_typed(obj)
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        self.seen_loading.extend(pool.checkedout() for pool in self.pools)
+        return super().loads_typed(data)
 
 
 async def test_values_are_serialized_before_checkout(engine: AsyncEngine, db_url: str) -> None:
@@ -319,6 +325,14 @@ async def test_values_are_serialized_before_checkout(engine: AsyncEngine, db_url
         assert await conn.scalar(select(1)) == 1
     assert len(serde.seen) == 3
     assert set(serde.seen) == {0}
+    # and read values are decoded after the connection went back to the pool
+    got = await saver.aget_tuple(_config("t"))
+    assert got is not None
+    assert got.checkpoint["channel_values"]["value"] == [{"a": 1}, "b"]
+    history = await saver.aget_delta_channel_history(config=stored, channels=["value"])
+    assert "value" in history
+    assert len(serde.seen_loading) >= 3
+    assert set(serde.seen_loading) == {0}
 
     sync_engine: Engine = create_engine(_sync_url(db_url))
     try:
@@ -333,5 +347,7 @@ async def test_values_are_serialized_before_checkout(engine: AsyncEngine, db_url
         got = sync_saver.get_tuple(_config("s"))
         assert got is not None
         assert got.checkpoint["channel_values"]["value"] == ["c"]
+        assert len(sync_serde.seen_loading) >= 3
+        assert set(sync_serde.seen_loading) == {0}
     finally:
         sync_engine.dispose()
