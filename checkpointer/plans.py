@@ -28,12 +28,9 @@ from sqlalchemy.sql.base import Executable
 from . import codec
 from .codec import BlobRow, CheckpointRow, WriteRow
 from .errors import ThreadNotEmptyError
-from .statements import PageShape, Statements
+from .statements import LIST_CHUNK, PageShape, Statements
 
 T = TypeVar("T")
-
-LIST_CHUNK = 1000
-"""Checkpoints per statement when `list` has no limit (bounds memory, not results)."""
 
 IN_CHUNK = 1000
 """Ids per `IN (...)` list: far below SQLite's and asyncpg's bound-parameter limits."""
@@ -198,11 +195,11 @@ class Planner:
             for item in self.decode(rows or ()):
                 yield Emit(item)
             return
-        first, filter_params = self.statements.list_page(PageShape(**shape, limit=True), filter)
-        rest, _ = self.statements.list_page(PageShape(**shape, limit=True, after_key=True), filter)
+        first, filter_params = self.statements.list_page(PageShape(**shape, chunk=True), filter)
+        rest, _ = self.statements.list_page(PageShape(**shape, chunk=True, after_key=True), filter)
         statement, key = first, dict[str, str]()
         while True:
-            page_params = {**params, **filter_params, **key, "limit": LIST_CHUNK}
+            page_params = {**params, **filter_params, **key}
             rows = yield Step(statement, page_params, True)
             tuples = self.decode(rows or ())
             for item in tuples:

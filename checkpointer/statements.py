@@ -53,6 +53,9 @@ WRITE_COLUMNS = [
 ]  # fmt: skip
 
 
+LIST_CHUNK = 1000
+"""Checkpoints per statement when `list` has no limit (bounds memory, not results)."""
+
 FILTER_SHAPES = 256
 """Filtered list statements kept per dialect (one per page and filter shape)."""
 
@@ -68,6 +71,8 @@ class PageShape:
     before: bool = False
     after_key: bool = False
     limit: bool = False
+    chunk: bool = False
+    """LIMIT `LIST_CHUNK`, a constant (see `latest`)."""
     latest: bool = False
 
 
@@ -192,6 +197,8 @@ class Statements:
             # generic plan look costlier than the custom ones).
             return q.order_by(cp.c.checkpoint_id.desc()).limit(literal_column("1", Integer))
         q = q.order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id.desc(), cp.c.checkpoint_ns.desc())
+        if shape.chunk:
+            return q.limit(literal_column(str(LIST_CHUNK), Integer))
         if shape.limit:
             q = q.limit(bindparam("limit", type_=Integer))
         return q
