@@ -129,8 +129,10 @@ class Direct:
 
 
 class DirectConnection:
-    """One pooled DBAPI connection in autocommit for the length of a plan; its
-    isolation level is restored before it goes back to the pool."""
+    """A pooled DBAPI connection in autocommit for the statements of one plan, taken
+    at its first statement and given back (isolation level restored) at the end, or
+    before a statement this path cannot run goes to a `Connection` of its own (so a
+    plan never holds two connections: with a pool of one, that would wait forever)."""
 
     def __init__(self, direct: Direct) -> None:
         self.direct = direct
@@ -138,21 +140,31 @@ class DirectConnection:
         self.cursor: DBAPICursor | None = None
 
     def __enter__(self) -> DirectConnection:
-        dialect = self.direct.dialect
-        self.fairy = self.direct.engine.raw_connection()
-        try:
-            dialect.set_isolation_level(self.fairy.dbapi_connection, "AUTOCOMMIT")
-        except BaseException:
-            self.fairy.close()
-            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fairy = self.fairy
+        self._release()
+
+    def _acquire(self) -> Any:
+        if self.fairy is None:
+            fairy: Any = self.direct.engine.raw_connection()
+            try:
+                self.direct.dialect.set_isolation_level(fairy.dbapi_connection, "AUTOCOMMIT")
+            except BaseException:
+                fairy.close()
+                raise
+            self.fairy = fairy
+        return self.fairy
+
+    def _release(self) -> None:
+        fairy, cursor = self.fairy, self.cursor
+        if fairy is None:
+            return
+        self.fairy = self.cursor = None
         try:
             if fairy.dbapi_connection is not None:  # None once invalidated
-                if self.cursor is not None:
-                    self.cursor.close()
+                if cursor is not None:
+                    cursor.close()
                 self.direct.dialect.reset_isolation_level(fairy.dbapi_connection)
         except Exception:
             # never pool a connection left in autocommit; the plan's own outcome (or
@@ -164,6 +176,7 @@ class DirectConnection:
     def execute(self, step: Step) -> Rows | None:
         compiled = self.direct.compiled(step)
         if compiled is None:
+            self._release()
             return self.direct.fallback(step)
         values = compiled.compiled.construct_params(step.params, escape_names=False)  # type: ignore[arg-type]
         binds = compiled.binds
@@ -174,7 +187,7 @@ class DirectConnection:
         else:
             names = compiled.names
             params = {names.get(k, k): binds[k](v) if k in binds else v for k, v in values.items()}
-        fairy = self.fairy
+        fairy = self._acquire()
         try:
             if self.cursor is None:
                 self.cursor = fairy.cursor()

@@ -15,11 +15,13 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint, CheckpointTuple, empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, bindparam, create_engine, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SchemaNotReadyError, SQLAlchemySaver
+from checkpointer.plans import Plan, Step
+from checkpointer.schema import checkpoints
 
 from .conftest import pg_database_url
 
@@ -220,6 +222,36 @@ async def test_cancelled_call_discards_its_connection(engine: AsyncEngine) -> No
         assert latest.metadata["step"] == 1
     finally:
         locker.dispose()
+
+
+async def test_a_statement_the_direct_path_cannot_run_does_not_hold_two_connections(
+    pg_url: str,
+) -> None:
+    """A step with expanding parameters goes to a `Connection`: the direct connection is
+    given back first, so a plan on a pool of one does not wait for itself."""
+    engine = create_async_engine(pg_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        await write_thread(saver, "t-a", 1)
+        ids = select(checkpoints.c.thread_id).where(
+            checkpoints.c.thread_id.in_(bindparam("ids", expanding=True))
+        )
+        one = select(func.count()).select_from(checkpoints)
+
+        def steps() -> Any:
+            first = yield Step(one, {}, fetch=True)
+            found = yield Step(ids, {"ids": ["t-a", "t-b"]}, fetch=True)
+            last = yield Step(one, {}, fetch=True)
+            return [first, found, last]
+
+        with connections_made(engine.sync_engine) as made:
+            first, found, last = await saver._run(Plan(steps()))
+        assert len(made) == 1  # the expanding step only
+        assert [dict(r) for r in found] == [{"thread_id": "t-a"}]
+        assert first == last
+        assert engine.pool.checkedout() == 0
+    finally:
+        await engine.dispose()
 
 
 async def test_schema_is_applied_on_the_direct_path(fresh_pg: str) -> None:
