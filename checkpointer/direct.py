@@ -63,6 +63,7 @@ class Direct:
         """Runs a step this path cannot (on a `Connection` of its own)."""
         self.dialect = engine.dialect
         self._schemas = {None: schema} if schema else None
+        self.named_rows = _named_rows(engine.dialect.driver)
         # by id(), with the statement kept to tell a reused id apart
         self._compiled: dict[int, tuple[Executable, Compiled | None]] = {}
 
@@ -208,6 +209,8 @@ class DirectConnection:
             raise
         results = compiled.results
         if results is None:
+            if rows and isinstance(rows[0], self.direct.named_rows):
+                return rows  # type: ignore[no-any-return]  # already read by column name
             return [dict(zip(names_out, row, strict=True)) for row in rows]
         out = []
         for row in rows:
@@ -231,3 +234,13 @@ class DirectConnection:
             dialect=dialect,
         )
         return wrapped
+
+
+def _named_rows(driver: str) -> tuple[type, ...]:
+    """Row types of this driver a plan can read by column name as they come
+    (asyncpg's `Record`), so they are not copied into dicts (1-2 µs a row)."""
+    if driver == "asyncpg":
+        from asyncpg import Record  # type: ignore[import-untyped]
+
+        return (Record,)
+    return ()
