@@ -284,6 +284,32 @@ async def test_engine_schema_translation_keeps_connection(pg_url: str) -> None:
         await engine.dispose()
 
 
+async def test_echo_and_handle_error_keep_connection(pg_url: str) -> None:
+    """`echo` logs statements and `handle_error` listeners see failures only through
+    `Connection`, so either keeps every call there."""
+    engine = create_async_engine(pg_url, echo=True)
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        with connections_made(engine.sync_engine) as made:
+            await write_thread(saver, f"t-{uuid.uuid4().hex}", 1)
+        assert len(made) >= 2
+        engine.sync_engine.echo = False
+
+        def on_error(context: object) -> None:
+            pass
+
+        event.listen(engine.sync_engine, "handle_error", on_error)
+        with connections_made(engine.sync_engine) as made:
+            await write_thread(saver, f"t-{uuid.uuid4().hex}", 1)
+        assert len(made) >= 2
+        event.remove(engine.sync_engine, "handle_error", on_error)
+        with connections_made(engine.sync_engine) as made:
+            await write_thread(saver, f"t-{uuid.uuid4().hex}", 1)
+        assert made == []
+    finally:
+        await engine.dispose()
+
+
 def test_sync_saver_on_psycopg_goes_direct(pg_url: str) -> None:
     engine = create_engine(pg_url.replace("+asyncpg", "+psycopg"), pool_size=1, max_overflow=0)
     try:
