@@ -694,7 +694,7 @@ async def delta_thread(saver: BaseCheckpointSaver[Any], steps: int) -> RunnableC
 
 async def delta_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
     steps = 100 if quick else 500
-    calls = 3
+    calls = 8  # per round: a 15-20 ms call on a noisy machine needs samples
     fast_path = type(ours.saver).aget_delta_channel_history is not (
         BaseCheckpointSaver.aget_delta_channel_history
     )
