@@ -187,32 +187,35 @@ class Planner:
         params: dict[str, Any],
         limit: int | None,
     ) -> Steps[None]:
-        if limit is not None:
-            statement, filter_params = self.statements.list_page(
-                PageShape(**shape, limit=True), filter
-            )
-            rows = yield Step(statement, {**params, **filter_params, "limit": limit}, True)
-            for item in self.decode(rows or ()):
-                yield Emit(item)
-            return
-        first, filter_params = self.statements.list_page(PageShape(**shape, chunk=True), filter)
-        rest, _ = self.statements.list_page(PageShape(**shape, chunk=True, after_key=True), filter)
-        statement, key = first, dict[str, str]()
+        """Pages of at most `LIST_CHUNK` checkpoints, newest first (keyset pagination),
+        until `limit` (if any) is reached: a full page has a constant LIMIT, the last
+        page of a limit a bound one."""
+        key: dict[str, str] = {}
+        remaining = limit
         while True:
+            size = LIST_CHUNK if remaining is None else min(remaining, LIST_CHUNK)
+            whole = remaining is None or remaining > LIST_CHUNK
+            page = PageShape(**shape, chunk=whole, limit=not whole, after_key=bool(key))
+            statement, filter_params = self.statements.list_page(page, filter)
             page_params = {**params, **filter_params, **key}
+            if not whole:
+                page_params["limit"] = size
             rows = yield Step(statement, page_params, True)
             tuples = self.decode(rows or ())
             for item in tuples:
                 yield Emit(item)
-            if len(tuples) < LIST_CHUNK:
+            if len(tuples) < size:
                 return
+            if remaining is not None:
+                remaining -= len(tuples)
+                if remaining <= 0:
+                    return
             last = tuples[-1].config["configurable"]
             key = {
                 "key_id": last["checkpoint_id"],
                 "key_thread": last["thread_id"],
                 "key_ns": last["checkpoint_ns"],
             }
-            statement = rest
 
     # -- operations ----------------------------------------------------------------
 
