@@ -410,7 +410,24 @@ async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) ->
             f" saver (official {official_growth:.2f}x)"
         )
         deep.check = lambda m, g=growth: g <= 1.2
-    return list(metrics.values())
+
+    # The whole history of a 1,000-checkpoint thread (what `get_state_history` reads).
+    history = Metric(
+        "deep threads",
+        "alist(thread), whole history of 1,000 checkpoints, p50",
+        "us",
+        False,
+        note="no target",
+    )
+
+    async def whole(side: Side, thread_id: str) -> None:
+        assert len([c async for c in side.saver.alist(config(thread_id))]) == 1_000
+
+    def plan_history(side: Side, r: int) -> dict[str, list[Call]]:
+        return {"history": [partial(whole, side, threads[1_000][0])] * (2 if quick else 5)}
+
+    await interleave(rounds, ours, official, plan_history, {"history": history})
+    return [*metrics.values(), history]
 
 
 # -- search --------------------------------------------------------------------------
