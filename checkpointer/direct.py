@@ -40,7 +40,6 @@ COMPILED_KEEP = 512
 class Compiled:
     """A statement as the driver takes it, and what converts values on the way."""
 
-    statement: Executable
     compiled: SQLCompiler
     sql: str
     order: tuple[str, ...] | None
@@ -64,8 +63,8 @@ class Direct:
         self.dialect = engine.dialect
         self._schemas = {None: schema} if schema else None
         self.named_rows = _named_rows(engine.dialect.driver)
-        # by id(), with the statement kept to tell a reused id apart
-        self._compiled: dict[int, tuple[Executable, Compiled | None]] = {}
+        # statements hash by identity; the ones we run are built once and kept
+        self._compiled: dict[Executable, Compiled | None] = {}
 
     def available(self) -> bool:
         """Nobody listens to statements on this engine (checked per call: listeners
@@ -87,13 +86,11 @@ class Direct:
         if step.params is not None and not isinstance(step.params, Mapping):
             return None
         statement = step.statement
-        kept = self._compiled.get(id(statement))
-        if kept is not None and kept[0] is statement:
-            return kept[1]
+        if statement in self._compiled:
+            return self._compiled[statement]
         if len(self._compiled) >= COMPILED_KEEP:
             self._compiled.clear()
-        made = self._compile(statement)
-        self._compiled[id(statement)] = (statement, made)
+        made = self._compiled[statement] = self._compile(statement)
         return made
 
     def _compile(self, statement: Executable) -> Compiled | None:
@@ -119,7 +116,6 @@ class Direct:
             if not any(results):
                 results = None
         return Compiled(
-            statement=statement,
             compiled=compiled,
             sql=compiled.string,
             order=tuple(compiled.positiontup) if compiled.positional else None,  # type: ignore[arg-type]

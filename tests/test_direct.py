@@ -24,6 +24,7 @@ from checkpointer.plans import Plan, Step
 from checkpointer.schema import checkpoints
 
 from .conftest import pg_database_url
+from .ops_support import count_statements
 
 ASYNC_DRIVERS = ["asyncpg", "psycopg"]
 
@@ -42,20 +43,6 @@ def connections_made(engine: Engine) -> Iterator[list[object]]:
         yield made
     finally:
         event.remove(engine, "engine_connect", seen)
-
-
-@contextmanager
-def statements_seen(engine: Engine) -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.fixture(params=ASYNC_DRIVERS)
@@ -116,7 +103,7 @@ async def test_direct_path_is_taken_and_reads_what_connection_reads(engine: Asyn
     # the schema check is the only Connection: every put, write and read went direct
     assert len(made) <= 1
 
-    with statements_seen(engine.sync_engine) as sent, connections_made(engine.sync_engine) as made:
+    with count_statements(engine.sync_engine) as sent, connections_made(engine.sync_engine) as made:
         via_connection = await saver.aget_tuple(config(thread))
         by_id = await saver.aget_tuple(last)
         listed = [c async for c in saver.alist(config(thread))]
@@ -326,7 +313,7 @@ def test_sync_saver_on_psycopg_goes_direct(pg_url: str) -> None:
             latest = saver.get_tuple(config(thread))
             listed = list(saver.list(config(thread)))
         assert len(made) <= 1
-        with statements_seen(engine):
+        with count_statements(engine):
             assert comparable(saver.get_tuple(config(thread))) == comparable(latest)
         assert len(listed) == 3
         with engine.connect() as conn:
