@@ -36,6 +36,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     select,
     true,
 )
@@ -124,6 +125,11 @@ class Dialect:
         its keys or scalar values, so the compiled cache stays small."""
         raise NotImplementedError
 
+    def metadata_filter_params(self, filter: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        """The parameters `metadata_filter` gives for `filter`, for a statement of its
+        shape already built (building the clause again costs more than running it)."""
+        return self.metadata_filter(literal_column("metadata"), filter, prefix)[1]
+
 
 def _json_kind(value: Any) -> str:
     if value is None:
@@ -195,7 +201,10 @@ class _Postgres(Dialect):
         clause = column.op("@>", return_type=postgresql.BOOLEAN)(
             bindparam(f"{prefix}all", type_=JSONB)
         )
-        return clause, {f"{prefix}all": dict(filter)}
+        return clause, self.metadata_filter_params(filter, prefix)
+
+    def metadata_filter_params(self, filter: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        return {f"{prefix}all": dict(filter)}
 
     @staticmethod
     def text_array(name: str) -> Any:

@@ -275,15 +275,16 @@ class Statements:
     ) -> tuple[CompoundSelect[Any], dict[str, Any]]:
         if not filter:
             return self._list_page(shape), {}
-        clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, "f_")
         # Building the statement costs more than running it: keep one per filter shape
         # (bounded, as filter shapes come from callers).
         key = (shape, filter_shape(filter))
         statement = self._filtered.get(key)
-        if statement is None:
-            if len(self._filtered) >= FILTER_SHAPES:
-                self._filtered.clear()
-            statement = self._filtered[key] = self.read(self.page(shape, clause))
+        if statement is not None:
+            return statement, self.dialect.metadata_filter_params(filter, "f_")
+        clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, "f_")
+        if len(self._filtered) >= FILTER_SHAPES:
+            self._filtered.clear()
+        statement = self._filtered[key] = self.read(self.page(shape, clause))
         return statement, params
 
     @cache  # noqa: B019 - one Statements per dialect, kept for the process

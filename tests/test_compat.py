@@ -188,3 +188,78 @@ async def test_format_3_pending_sends_are_migrated_on_read(
                 )
             official_list = [t.checkpoint async for t in official.alist(_config())]
             assert official_list == [t.checkpoint async for t in saver.alist(_config())]
+
+
+async def test_empty_blob_rows_read_as_no_value(
+    saver: AsyncSQLAlchemySaver, engine: AsyncEngine, db_url: str
+) -> None:
+    """A channel with a version but no value is stored as a `type = 'empty'` blob row
+    (the storage contract); it reads as no value: not in `channel_values`, and never a
+    delta channel's seed (the walk goes past it to the snapshot)."""
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.checkpoint.serde.types import _DeltaSnapshot
+    from sqlalchemy import func, select
+
+    thread = "empty-rows"
+    config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    versions: dict[str, str] = {}
+    stored = []
+    for step in range(3):
+        new = {ch: saver.get_next_version(versions.get(ch), None) for ch in ("msgs", "gone")}
+        versions.update(new)
+        values: dict[str, Any] = {"counter": step}
+        if step == 0:
+            values["msgs"] = _DeltaSnapshot(["seed"])
+        checkpoint: Any = {
+            "v": 4,
+            "id": f"1ef00000-0000-6000-8000-00000000010{step}",
+            "ts": "2024-07-01T00:00:00+00:00",
+            "channel_values": values,
+            "channel_versions": dict(versions),
+            "versions_seen": {},
+            "updated_channels": ["msgs", "gone"],
+        }
+        config = await saver.aput(config, checkpoint, {"step": step}, new)
+        await saver.aput_writes(config, [("msgs", f"w{step}")], task_id=f"t{step}")
+        stored.append((config, dict(versions)))
+    async with engine.connect() as conn:
+        empty = select(checkpoint_blobs.c.channel, func.count()).where(
+            checkpoint_blobs.c.thread_id == thread, checkpoint_blobs.c.type == "empty"
+        )
+        rows = (await conn.execute(empty.group_by(checkpoint_blobs.c.channel))).all()
+        assert dict(rows) == {"gone": 3, "msgs": 2}  # type: ignore[arg-type]
+
+    latest = await saver.aget_tuple(stored[-1][0])
+    assert latest is not None
+    assert latest.checkpoint["channel_values"] == {"counter": 2}
+    middle = await saver.aget_tuple(stored[1][0])
+    assert middle is not None and middle.checkpoint["channel_values"] == {"counter": 1}
+    listed = [t async for t in saver.alist({"configurable": {"thread_id": thread}})]
+    assert [t.checkpoint for t in listed] == [
+        latest.checkpoint,
+        middle.checkpoint,
+        listed[2].checkpoint,
+    ]
+    assert listed[2].checkpoint["channel_values"] == {
+        "counter": 0,
+        "msgs": _DeltaSnapshot(["seed"]),
+    }
+    # The empty row at step 1 is no seed: the walk goes on to step 0's snapshot.
+    fast = await saver.aget_delta_channel_history(config=stored[-1][0], channels=["msgs", "gone"])
+    default = await BaseCheckpointSaver.aget_delta_channel_history(
+        saver, config=stored[-1][0], channels=["msgs", "gone"]
+    )
+    assert dict(fast) == dict(default)
+    assert fast["msgs"] == {
+        "seed": _DeltaSnapshot(["seed"]),
+        "writes": [("t0", "msgs", "w0"), ("t1", "msgs", "w1")],
+    }
+    assert fast["gone"] == {"writes": []}
+
+    if engine.dialect.name == "postgresql":
+        url = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        async with AsyncPostgresSaver.from_conn_string(url) as official:
+            for config, _ in stored:
+                ours, theirs = await saver.aget_tuple(config), await official.aget_tuple(config)
+                assert ours is not None and theirs is not None
+                assert ours.checkpoint == theirs.checkpoint

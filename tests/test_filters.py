@@ -321,7 +321,8 @@ async def test_filter_with_config_before_and_limit(
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_filters_of_one_shape_share_one_statement(dialect: str) -> None:
     """`filter_shape` is a sound cache key: filters of one shape compile to the same SQL
-    with the same parameter names; filters that compile differently differ in shape."""
+    with the same parameter names; filters that compile differently differ in shape. A
+    cached statement takes `metadata_filter_params`, which must give the same values."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     target = for_name(dialect)
@@ -330,6 +331,7 @@ def test_filters_of_one_shape_share_one_statement(dialect: str) -> None:
     for f in FILTERS:
         clause, params = target.metadata_filter(checkpoints.c.metadata, f, "f_")
         sql = str(clause.compile(dialect=compiler))
+        assert target.metadata_filter_params(f, "f_") == params, f
         compiled.setdefault(filter_shape(f), set()).add((sql, tuple(sorted(params))))
     assert all(len(forms) == 1 for forms in compiled.values()), [
         shape for shape, forms in compiled.items() if len(forms) > 1
