@@ -233,7 +233,8 @@ async def test_empty_blob_rows_read_as_no_value(
     assert latest is not None
     assert latest.checkpoint["channel_values"] == {"counter": 2}
     middle = await saver.aget_tuple(stored[1][0])
-    assert middle is not None and middle.checkpoint["channel_values"] == {"counter": 1}
+    assert middle is not None
+    assert middle.checkpoint["channel_values"] == {"counter": 1}
     listed = [t async for t in saver.alist({"configurable": {"thread_id": thread}})]
     assert [t.checkpoint for t in listed] == [
         latest.checkpoint,
@@ -261,5 +262,6 @@ async def test_empty_blob_rows_read_as_no_value(
         async with AsyncPostgresSaver.from_conn_string(url) as official:
             for config, _ in stored:
                 ours, theirs = await saver.aget_tuple(config), await official.aget_tuple(config)
-                assert ours is not None and theirs is not None
+                assert ours is not None
+                assert theirs is not None
                 assert ours.checkpoint == theirs.checkpoint
