@@ -37,6 +37,8 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    not_,
+    or_,
     select,
     true,
 )
@@ -125,6 +127,14 @@ class Dialect:
         its keys or scalar values, so the compiled cache stays small."""
         raise NotImplementedError
 
+    def may_have_blob(
+        self, document: ColumnElement[Any], key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        """Whether channel `key` of a checkpoint document can have a blob row: it is not
+        held inline, or inline as the `true` marker a `_DeltaSnapshot` leaves. Lets reads
+        skip the blob probe of inline values (here: no cheap test, always probe)."""
+        return true()
+
     def metadata_filter_params(self, filter: Mapping[str, Any], prefix: str) -> dict[str, Any]:
         """The parameters `metadata_filter` gives for `filter`, for a statement of its
         shape already built (building the clause again costs more than running it)."""
@@ -205,6 +215,13 @@ class _Postgres(Dialect):
 
     def metadata_filter_params(self, filter: Mapping[str, Any], prefix: str) -> dict[str, Any]:
         return {f"{prefix}all": dict(filter)}
+
+    def may_have_blob(
+        self, document: ColumnElement[Any], key: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        values = self.json_member(document, "channel_values")
+        marker = values.op("->", return_type=JSONB)(key) == literal(True, JSONB)
+        return or_(not_(values.has_key(key)), marker)
 
     @staticmethod
     def text_array(name: str) -> Any:

@@ -247,7 +247,7 @@ class Statements:
             return (
                 _tagged("b", {n: blob.c[n] for n in _ROW_COLUMNS if n in blob.c})
                 .select_from(p)
-                .join(versions, true())
+                .join(versions, self.dialect.may_have_blob(p.c.checkpoint, versions.c.key))
                 .join(blob, true())
             )
         wanted = (

@@ -265,3 +265,46 @@ async def test_empty_blob_rows_read_as_no_value(
                 assert ours is not None
                 assert theirs is not None
                 assert ours.checkpoint == theirs.checkpoint
+
+
+async def test_inline_values_and_the_snapshot_marker_read_back(
+    saver: AsyncSQLAlchemySaver, db_url: str
+) -> None:
+    """Reads probe for blobs only where one can be (no inline value, or the `true`
+    marker a `_DeltaSnapshot` leaves): inline primitives, a genuine inline `True`, a
+    snapshot and an out-of-line value all read back, by id and in a list."""
+    from langgraph.checkpoint.serde.types import _DeltaSnapshot
+
+    values: dict[str, Any] = {
+        "n": 3,
+        "flag": True,
+        "off": False,
+        "none": None,
+        "text": "true",
+        "snap": _DeltaSnapshot(["a", "b"]),
+        "obj": {"k": [1, 2]},
+    }
+    versions = {channel: saver.get_next_version(None, None) for channel in [*values, "gone"]}
+    checkpoint: Any = {
+        "v": 4,
+        "id": "1ef00000-0000-6000-8000-000000000201",
+        "ts": "2024-07-01T00:00:00+00:00",
+        "channel_values": values,
+        "channel_versions": versions,
+        "versions_seen": {},
+        "updated_channels": list(versions),
+    }
+    start: Any = {"configurable": {"thread_id": "inline-marker", "checkpoint_ns": ""}}
+    config = await saver.aput(start, checkpoint, {"step": 0}, versions)
+    got = await saver.aget_tuple(config)
+    assert got is not None
+    assert got.checkpoint["channel_values"] == values
+    listed = [t async for t in saver.alist(start)]
+    assert [t.checkpoint["channel_values"] for t in listed] == [values]
+
+    if saver.engine.dialect.name == "postgresql":
+        url = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        async with AsyncPostgresSaver.from_conn_string(url) as official:
+            theirs = await official.aget_tuple(config)
+            assert theirs is not None
+            assert theirs.checkpoint["channel_values"] == values
