@@ -127,8 +127,8 @@ def at_most(x: float) -> Any:
 
 
 async def agent_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
-    """Concurrency 1: steps interleaved one by one (ours, then the official one, in
-    alternating order), so load bursts on a shared machine hit both sides alike; steps/s
+    """Concurrency 1: steps interleaved in short blocks (see `harness.interleave`), so
+    load bursts on a shared machine hit both sides alike; steps/s
     is the number of steps over the time they took. Concurrency 16: rounds of the whole
     batch, alternating which side goes first."""
     c1_threads, c1_steps = (2, 10) if quick else (4, 25)
@@ -382,12 +382,12 @@ async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) ->
         return out
 
     await interleave(rounds, ours, official, plan, metrics)
-    # Target: p50 at 10,000 within 1.2x of p50 at 10 (ours). Paired with the official
-    # saver, each of our calls may run right after its 2-5 ms scan of the same deep
+    # Target: p50 at 10,000 within 1.2x of p50 at 10 (ours). Interleaved with the
+    # official saver, our calls may run right after its 2-5 ms scan of the same deep
     # thread, whose pages push ours out of the CPU caches: measured, that alone made our
     # by-id p50 at 10,000 1.2-1.3x the one at 10, and 1.0x without it. So the scaling
     # is also measured on our side alone (depths round-robin, same calls), and the target
-    # holds to that; the paired figure stays in the note.
+    # holds to that; the interleaved figure stays in the note.
     alone: dict[str, list[float]] = {key: [] for key in metrics}  # per-round p50s
     for r in range(rounds):
         mine = plan(ours, r)
@@ -401,12 +401,12 @@ async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) ->
             alone[key].append(percentile(values, 0.5))
     for kind in ("latest", "by id"):
         deep, shallow = metrics[f"{kind} {depths[-1]}"], metrics[f"{kind} {depths[0]}"]
-        paired = deep.ours.median / shallow.ours.median
+        mixed = deep.ours.median / shallow.ours.median
         growth = median(alone[f"{kind} {depths[-1]}"]) / median(alone[f"{kind} {depths[0]}"])
         official_growth = deep.official.median / shallow.official.median
         deep.target = "p50(10,000) <= 1.2x p50(10)"
         deep.note = (
-            f"ours 10,000/10 = {growth:.2f}x alone, {paired:.2f}x paired with the official"
+            f"ours 10,000/10 = {growth:.2f}x alone, {mixed:.2f}x interleaved with the official"
             f" saver (official {official_growth:.2f}x)"
         )
         deep.check = lambda m, g=growth: g <= 1.2
