@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from . import report, workloads
-from .harness import Metric, sides
+from .harness import Metric, settle, sides
 
 
 async def main(quick: bool, only: set[str] | None) -> int:
@@ -37,6 +37,7 @@ async def main(quick: bool, only: set[str] | None) -> int:
         ]
         for name, run in runs:
             if wanted(name):
+                await settle(ours, official)
                 began = time.perf_counter()
                 new = await run()
                 metrics += new

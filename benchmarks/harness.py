@@ -7,6 +7,7 @@ Every database is created fresh for the run and dropped at the end.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 import uuid
@@ -150,6 +151,20 @@ async def sides(tag: str, *, pool_size: int = POOL_SIZE) -> AsyncIterator[tuple[
         for side in (ours, official):
             side.baseline_bytes = await side.table_bytes()
         yield ours, official
+
+
+async def settle(*all_sides: Side) -> None:
+    """Start a workload from the same quiet state on both sides: `VACUUM ANALYZE` the
+    tables (what autovacuum would otherwise do in the middle of the next workload,
+    after the writes of the last one) and collect this process's garbage."""
+    for side in all_sides:
+        conn = await asyncpg.connect(server_dsn(side.database))
+        try:
+            for table in TABLES:
+                await conn.execute(f"VACUUM ANALYZE {table}")
+        finally:
+            await conn.close()
+    gc.collect()
 
 
 # -- measuring -----------------------------------------------------------------
