@@ -220,7 +220,7 @@ class _Postgres(Dialect):
         self, document: ColumnElement[Any], key: ColumnElement[str]
     ) -> ColumnElement[bool]:
         values = self.json_member(document, "channel_values")
-        marker = values.op("->", return_type=JSONB)(key) == literal(True, JSONB)
+        marker = values.op("->", return_type=JSONB)(key) == literal_column("'true'::jsonb", JSONB)
         return or_(not_(values.has_key(key)), marker)
 
     @staticmethod
