@@ -512,13 +512,16 @@ def _last_per_key(rows: list[WriteRow]) -> list[WriteRow]:
 
 
 def _write_arrays(rows: list[WriteRow]) -> dict[str, Any]:
+    """One task's writes (`put_writes`): the keys they share, and the rest as arrays."""
     first = rows[0]
     return {
         "thread_id": first["thread_id"],
         "checkpoint_ns": first["checkpoint_ns"],
         "checkpoint_id": first["checkpoint_id"],
-        **{
-            f"w_{name}": [r[name] for r in rows]  # type: ignore[literal-required]
-            for name in ("task_id", "task_path", "channel", "type", "blob", "idx")
-        },
+        "task_id": first["task_id"],
+        "task_path": first["task_path"],
+        "w_channel": [r["channel"] for r in rows],
+        "w_type": [r["type"] for r in rows],
+        "w_blob": [r["blob"] for r in rows],
+        "w_idx": [r["idx"] for r in rows],
     }

@@ -125,17 +125,16 @@ class Statements:
         if already there. With `batch_as_arrays`, one statement for the whole batch."""
         d = self.dialect
         if d.batch_as_arrays:
-            values = self._unnest(
-                ("task_id", "task_path", "channel", "type"), ("blob",), ("idx",), prefix="w_"
-            )
+            # one task's writes: what they share is bound once, the rest as arrays
+            values = self._unnest(("channel", "type"), ("blob",), ("idx",), prefix="w_")
             insert = d.insert(writes).from_select(
                 WRITE_COLUMNS,
                 select(
                     bindparam("thread_id", type_=Text),
                     bindparam("checkpoint_ns", type_=Text),
                     bindparam("checkpoint_id", type_=Text),
-                    values.c.task_id,
-                    values.c.task_path,
+                    bindparam("task_id", type_=Text),
+                    bindparam("task_path", type_=Text),
                     values.c.idx,
                     values.c.channel,
                     values.c.type,

@@ -102,6 +102,12 @@ async def test_direct_path_is_taken_and_reads_what_connection_reads(engine: Asyn
         direct_filtered = [c async for c in saver.alist(None, filter={"step": 3})]
     # the schema check is the only Connection: every put, write and read went direct
     assert len(made) <= 1
+    if engine.dialect.driver == "asyncpg":
+        # ... and to asyncpg itself: the adapter's cursor prepared none of them
+        async with engine.connect() as conn:
+            adapter = (await conn.get_raw_connection()).dbapi_connection
+            prepared = list(adapter._prepared_statement_cache or ())  # type: ignore[union-attr]
+        assert not [sql for sql in prepared if "checkpoint_writes" in sql], prepared
 
     with count_statements(engine.sync_engine) as sent, connections_made(engine.sync_engine) as made:
         via_connection = await saver.aget_tuple(config(thread))
