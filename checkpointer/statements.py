@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     delete,
     exists,
@@ -460,7 +461,12 @@ class Statements:
         Row columns: `checkpoint_id`, `parent_checkpoint_id`, `depth` (0 = the target),
         and per channel `ver_<i>` (its version), `hb_<i>` (a non-empty blob of that
         version exists), `in_<i>` (an inline value exists) and `acc_<i>` (a row nearer
-        the target already stores it: this row is not on that channel's chain).
+        the target already stores it: this row is not on that channel's chain), and
+        `top_<i>`/`near_<i>`, the target's version and the highest version at or below
+        it with a non-empty blob (found once, by one backward index scan): a version
+        above `near` and not above `top` has none, so only the others are probed. A
+        delta channel leaves an "empty" blob row at every step, and probing each one
+        read it from the heap (half of the walk's time on a 500-step chain).
         With `count_target`, the target's own stored values count (what reading it
         needs); without, the walk starts at its parent (`get_delta_channel_history`).
         An ancestor always has a smaller id (uuid6 is time-ordered), which also
@@ -470,7 +476,7 @@ class Statements:
         ns = bindparam("checkpoint_ns", type_=Text)
         names = [bindparam(f"ch_{i}", type_=Text) for i in range(channels)]
 
-        def probes(c: Any, real: bool) -> list[Any]:
+        def probes(c: Any, real: bool, bounds: list[tuple[Any, Any]]) -> list[Any]:
             out: list[Any] = []
             for i, ch in enumerate(names):
                 version = d.json_text(c.c.checkpoint, "channel_versions", ch)
@@ -481,21 +487,39 @@ class Statements:
                         false().label(f"in_{i}"),
                     ]
                     continue
+                top, near = bounds[i]
                 stored = exists().where(
                     blobs.c.thread_id == c.c.thread_id,
                     blobs.c.checkpoint_ns == c.c.checkpoint_ns,
                     blobs.c.channel == ch,
                     blobs.c.version == version,
-                    blobs.c.type != literal(codec.EMPTY, Text),
+                    non_empty,
                 )
+                none_here = and_(version <= top, or_(near.is_(None), version > near))
                 out += [
                     version.label(f"ver_{i}"),
-                    stored.label(f"hb_{i}"),
+                    case((none_here, false()), else_=stored).label(f"hb_{i}"),
                     d.json_has_key(c.c.checkpoint, "channel_values", ch).label(f"in_{i}"),
                 ]
             return out
 
+        non_empty = blobs.c.type != literal(codec.EMPTY, Text)
         target = cp.alias("t")
+        tops = [d.json_text(target.c.checkpoint, "channel_versions", ch) for ch in names]
+        nearest = [
+            select(blobs.c.version)
+            .where(
+                blobs.c.thread_id == thread,
+                blobs.c.checkpoint_ns == ns,
+                blobs.c.channel == ch,
+                blobs.c.version <= top,
+                non_empty,
+            )
+            .order_by(blobs.c.version.desc())
+            .limit(1)
+            .scalar_subquery()
+            for ch, top in zip(names, tops, strict=True)
+        ]
         latest = (
             select(func.max(cp.c.checkpoint_id))
             .where(cp.c.thread_id == thread, cp.c.checkpoint_ns == ns)
@@ -506,7 +530,9 @@ class Statements:
             target.c.parent_checkpoint_id,
             literal(0, Integer).label("depth"),
             *(false().label(f"acc_{i}") for i in range(channels)),
-            *probes(target, count_target),
+            *(top.label(f"top_{i}") for i, top in enumerate(tops)),
+            *(near.label(f"near_{i}") for i, near in enumerate(nearest)),
+            *probes(target, count_target, list(zip(tops, nearest, strict=True))),
         ).where(
             target.c.thread_id == thread,
             target.c.checkpoint_ns == ns,
@@ -533,7 +559,11 @@ class Statements:
                 row.c.parent_checkpoint_id,
                 (walk.c.depth + 1).label("depth"),
                 *(done[i].label(f"acc_{i}") for i in range(channels)),
-                *probes(row, True),
+                *(walk.c[f"top_{i}"] for i in range(channels)),
+                *(walk.c[f"near_{i}"] for i in range(channels)),
+                *probes(
+                    row, True, [(walk.c[f"top_{i}"], walk.c[f"near_{i}"]) for i in range(channels)]
+                ),
             )
             .select_from(found)
             .where(not_(and_(*done)))

@@ -266,3 +266,50 @@ async def test_sync_bridge_and_bad_channels(saver: AsyncSQLAlchemySaver, builder
         await saver.aget_delta_channel_history(config=config, channels="msgs")
     with pytest.raises(ValueError, match="thread_id"):
         await saver.aget_delta_channel_history(config={"configurable": {}}, channels=["msgs"])
+
+
+@pytest.mark.parametrize(
+    ("versions", "fork_version"),
+    [
+        # the fork's stored value sits between the chain's seed and its newest versions
+        (["01", "02", "04", "05"], "03"),
+        # integer versions, which order differently as text ("10" < "11" < "8" < "9")
+        (["8", "9", "10", "11"], "85"),
+    ],
+)
+async def test_a_stored_version_on_another_branch_does_not_end_the_walk(
+    saver: AsyncSQLAlchemySaver, versions: list[str], fork_version: str
+) -> None:
+    """The walk probes for stored blobs only below the highest stored version at or
+    under the target's (`Statements._walk`); that version may belong to another branch,
+    and versions need not order as text the way they count."""
+    thread = str(uuid4())
+    ids = [str(uuid6(clock_seq=i)) for i in range(len(versions) + 1)]
+
+    async def put(i: int, parent: str | None, version: str, value: Any) -> RunnableConfig:
+        config: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        if parent:
+            config["configurable"]["checkpoint_id"] = parent
+        checkpoint = Checkpoint(
+            v=4,
+            id=ids[i],
+            ts=datetime.now(timezone.utc).isoformat(),
+            channel_values={} if value is None else {"msgs": value},
+            channel_versions={"msgs": version},
+            versions_seen={},
+            updated_channels=None,
+        )
+        stored = await saver.aput(config, checkpoint, {"step": i}, {"msgs": version})
+        await saver.aput_writes(stored, [("msgs", f"write-{i}")], f"task-{i}")
+        return stored
+
+    # chain: a stored value at the root, then versions with no value ("empty" rows)
+    chain = [await put(0, None, versions[0], _DeltaSnapshot(["seed"]))]
+    for i, version in enumerate(versions[1:], start=1):
+        chain.append(await put(i, chain[-1]["configurable"]["checkpoint_id"], version, None))
+    # a fork off the root stores a plain value under a version the chain skipped
+    await put(len(versions), ids[0], fork_version, ["fork value"])
+
+    history = await _same(saver, _at(chain[-1]), ["msgs"])
+    assert history["msgs"]["seed"] == _DeltaSnapshot(["seed"])
+    assert [w[2] for w in history["msgs"]["writes"]] == [f"write-{i}" for i in range(3)]
