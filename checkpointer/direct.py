@@ -13,7 +13,8 @@ On asyncpg it skips SQLAlchemy's DBAPI adapter too and awaits the driver's own
 connect, outside any transaction): the adapter's cursor (a lock, a transaction check, a
 description built per execute, a row deque) cost another 30 µs per statement, measured.
 Driver errors go through the adapter's own translation first, so they come out as they
-would through the cursor.
+would through the cursor. A statement too long for asyncpg's statement cache still goes
+through the adapter, whose own cache keeps it prepared.
 
 What this path cannot honour, it leaves to `Connection`: statement events
 (`before_cursor_execute` and the like, so tracing and statement counters see every
@@ -137,8 +138,9 @@ class Direct:
 
 
 class DirectConnection:
-    """A pooled DBAPI connection in autocommit for the statements of one plan, taken
-    at its first statement and given back (isolation level restored) at the end, or
+    """A pooled connection outside any transaction for the statements of one plan
+    (asyncpg's own, or the DBAPI cursor in autocommit), taken at its first statement
+    and given back (isolation level restored) at the end, or
     before a statement this path cannot run goes to a `Connection` of its own (so a
     plan never holds two connections: with a pool of one, that would wait forever)."""
 
@@ -146,6 +148,8 @@ class DirectConnection:
         self.direct = direct
         self.fairy: Any = None
         self.cursor: DBAPICursor | None = None
+        self.switched = False
+        """The connection was switched to autocommit (restored on release)."""
 
     def __enter__(self) -> DirectConnection:
         return self
@@ -155,29 +159,30 @@ class DirectConnection:
 
     def _acquire(self) -> Any:
         if self.fairy is None:
-            fairy: Any = self.direct.engine.raw_connection()
-            if self.direct.asyncpg:
-                # the adapter starts transactions only for its own cursors
-                self.fairy = fairy
-                return fairy
-            try:
-                self.direct.dialect.set_isolation_level(fairy.dbapi_connection, "AUTOCOMMIT")
-            except BaseException:
-                fairy.close()
-                raise
-            self.fairy = fairy
+            self.fairy = self.direct.engine.raw_connection()
         return self.fairy
 
+    def _cursor(self) -> DBAPICursor:
+        """The connection's DBAPI cursor, the connection switched to autocommit first
+        (asyncpg's adapter would otherwise open a transaction for it)."""
+        if self.cursor is None:
+            fairy = self._acquire()
+            self.direct.dialect.set_isolation_level(fairy.dbapi_connection, "AUTOCOMMIT")
+            self.switched = True
+            self.cursor = fairy.cursor()
+        return self.cursor
+
     def _release(self) -> None:
-        fairy, cursor = self.fairy, self.cursor
+        fairy, cursor, switched = self.fairy, self.cursor, self.switched
         if fairy is None:
             return
         self.fairy = self.cursor = None
+        self.switched = False
         try:
             if fairy.dbapi_connection is not None:  # None once invalidated
                 if cursor is not None:
                     cursor.close()
-                if not self.direct.asyncpg:
+                if switched:
                     self.direct.dialect.reset_isolation_level(fairy.dbapi_connection)
         except Exception:
             # never pool a connection left in autocommit; the plan's own outcome (or
@@ -201,13 +206,10 @@ class DirectConnection:
             names = compiled.names
             params = {names.get(k, k): binds[k](v) if k in binds else v for k, v in values.items()}
         fairy = self._acquire()
-        if self.direct.asyncpg:
+        if self.direct.asyncpg and _cached_by_asyncpg(fairy, compiled.sql):
             return self._on_asyncpg(fairy, compiled, params, step.fetch)
         try:
-            if self.cursor is None:
-                self.cursor = fairy.cursor()
-            cursor = self.cursor
-            assert cursor is not None
+            cursor = self._cursor()
             cursor.execute(compiled.sql, params)
             if not step.fetch:
                 return None
@@ -272,6 +274,15 @@ class DirectConnection:
             dialect=dialect,
         )
         return wrapped
+
+
+def _cached_by_asyncpg(fairy: Any, sql: str) -> bool:
+    """Whether asyncpg keeps this statement prepared (`max_cacheable_statement_size`,
+    15 kB by default). A longer one (delta history of three channels or more) it would
+    prepare and plan afresh on every call, in an extra round trip; the adapter's cursor
+    keeps it prepared in SQLAlchemy's own cache instead."""
+    config = getattr(fairy.dbapi_connection._connection, "_config", None)
+    return len(sql) <= getattr(config, "max_cacheable_statement_size", 15 * 1024)
 
 
 def _named_rows(driver: str) -> tuple[type, ...]:

@@ -326,3 +326,30 @@ def test_sync_saver_on_psycopg_goes_direct(pg_url: str) -> None:
             assert conn.get_isolation_level() == "READ COMMITTED"
     finally:
         engine.dispose()
+
+
+async def test_asyncpg_statements_too_long_for_its_cache_stay_prepared(pg_url: str) -> None:
+    """asyncpg prepares a statement longer than `max_cacheable_statement_size` afresh on
+    every call (an extra round trip, planned again); those take the adapter's cursor,
+    whose own cache keeps them prepared, and read the same."""
+    engine = create_async_engine(pg_url, pool_size=1, max_overflow=0)
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        thread = f"t-{uuid.uuid4().hex}"
+        last = await write_thread(saver, thread, 3)
+        channels = ["messages", "n", "blob", "text", "a"]
+        with connections_made(engine.sync_engine) as made:
+            long = await saver.aget_delta_channel_history(config=last, channels=channels)
+            short = await saver.aget_delta_channel_history(config=last, channels=["messages"])
+        assert made == []  # both went direct
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            limit = raw.dbapi_connection._connection._config.max_cacheable_statement_size  # type: ignore[union-attr]
+            prepared = list(raw.dbapi_connection._prepared_statement_cache or ())  # type: ignore[union-attr]
+        walks = [sql for sql in prepared if "RECURSIVE walk" in sql]
+        assert [len(sql) > limit for sql in walks] == [True]  # the long one only
+        assert short["messages"] == long["messages"]
+        assert [w[2] for w in long["a"]["writes"]] == [{"step": 0}, {"step": 1}]  # the parent up
+        assert long["n"]["seed"] == 1
+    finally:
+        await engine.dispose()
