@@ -30,8 +30,8 @@ test: install system-deps
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check checkpointer alembic tests examples
-	$(VENV)/bin/ruff format --check checkpointer alembic tests examples
+	$(VENV)/bin/ruff check checkpointer alembic tests examples benchmarks
+	$(VENV)/bin/ruff format --check checkpointer alembic tests examples benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict examples
 
