@@ -374,10 +374,10 @@ class Planner:
                 seeds[channel] = (r["value"] or {}).get(channel)
         out: dict[str, DeltaChannelHistory] = {}
         for channel in channels:
-            ordered = sorted(
+            ordered = sorted(  # oldest checkpoint first: ancestors have smaller ids
                 found[channel],
                 key=lambda r: (
-                    -r["depth"],
+                    r["checkpoint_id"],
                     writes_sort_key(r["task_path"] or "", r["task_id"], r["idx"]),
                 ),
             )

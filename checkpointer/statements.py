@@ -574,7 +574,8 @@ class Statements:
     def delta_history(self, channels: int) -> CompoundSelect[Any]:
         """Everything `get_delta_channel_history` returns for `channels` channels, in
         one statement: per channel, the writes on its chain (`w`), and its seed as a
-        blob (`b`) or as the inline `channel_values` object (`v`), each with its depth."""
+        blob (`b`) or as the inline `channel_values` object (`v`). Rows carry the
+        checkpoint they belong to (ancestors have smaller ids: oldest first is id order)."""
         walk = self._walk(channels, count_target=False)
         thread = bindparam("thread_id", type_=Text)
         ns = bindparam("checkpoint_ns", type_=Text)
@@ -582,26 +583,7 @@ class Statements:
         for i in range(channels):
             ch = bindparam(f"ch_{i}", type_=Text)
             on_chain = and_(walk.c.depth > 0, not_(walk.c[f"acc_{i}"]))
-            found, w = self._lookup(
-                walk,
-                writes,
-                [
-                    writes.c.thread_id == thread,
-                    writes.c.checkpoint_ns == ns,
-                    writes.c.checkpoint_id == walk.c.checkpoint_id,
-                    writes.c.channel == ch,
-                ],
-            )
-            branches.append(
-                _history_row(
-                    "w",
-                    walk.c.depth,
-                    ch,
-                    {n: w.c[n] for n in ("task_id", "task_path", "idx", "type", "blob")},
-                )
-                .select_from(found)
-                .where(on_chain)
-            )
+            branches += self._chain_writes(walk, on_chain, ch, i)
             found, b = self._lookup(
                 walk,
                 blobs,
@@ -613,7 +595,7 @@ class Statements:
                 ],
             )
             branches.append(
-                _history_row("b", walk.c.depth, ch, {n: b.c[n] for n in ("type", "blob")})
+                _history_row("b", walk.c.checkpoint_id, ch, {n: b.c[n] for n in ("type", "blob")})
                 .select_from(found)
                 .where(on_chain, walk.c[f"hb_{i}"])
             )
@@ -629,7 +611,7 @@ class Statements:
             branches.append(
                 _history_row(
                     "v",
-                    walk.c.depth,
+                    walk.c.checkpoint_id,
                     ch,
                     {"value": self.dialect.json_member(c.c.checkpoint, "channel_values")},
                 )
@@ -637,6 +619,74 @@ class Statements:
                 .where(on_chain, walk.c[f"in_{i}"], not_(walk.c[f"hb_{i}"]))
             )
         return union_all(*branches)
+
+    def _chain_writes(self, walk: Any, on_chain: Any, ch: Any, i: int) -> list[Select[Any]]:
+        """The writes to channel `ch` of the checkpoints on its chain: one primary-key
+        lookup per checkpoint; on PostgreSQL, when the chain is most of the checkpoints
+        between its ends (a linear history: at least half), one range scan of the
+        thread's writes between those ends instead, kept to the chain by a hashed
+        membership test (500 lookups: 1.1 ms; the scan: 0.5). Which one runs is decided
+        once per statement (a one-time filter), from a count capped at twice the chain,
+        so a short chain across a long fork never scans the history in between."""
+        thread = bindparam("thread_id", type_=Text)
+        ns = bindparam("checkpoint_ns", type_=Text)
+        columns = ("task_id", "task_path", "idx", "type", "blob")
+        found, w = self._lookup(
+            walk,
+            writes,
+            [
+                writes.c.thread_id == thread,
+                writes.c.checkpoint_ns == ns,
+                writes.c.checkpoint_id == walk.c.checkpoint_id,
+                writes.c.channel == ch,
+            ],
+        )
+        lookups = (
+            _history_row("w", walk.c.checkpoint_id, ch, {n: w.c[n] for n in columns})
+            .select_from(found)
+            .where(on_chain)
+        )
+        if not self.dialect.lateral:
+            return [lookups]
+        ids = select(walk.c.checkpoint_id).where(on_chain)
+        ends = select(
+            func.min(walk.c.checkpoint_id).label("low"),
+            func.max(walk.c.checkpoint_id).label("high"),
+            func.count().label("n"),
+        ).where(on_chain)
+        span = ends.cte(f"chain_{i}")
+        between = (
+            select(literal(1, Integer))
+            .where(
+                cp.c.thread_id == thread,
+                cp.c.checkpoint_ns == ns,
+                cp.c.checkpoint_id.between(span.c.low, span.c.high),
+            )
+            .limit(span.c.n * 2 + 1)
+            .lateral(f"between_{i}")
+        )
+        linear = (
+            select(func.count() <= span.c.n * 2)
+            .select_from(span.join(between, true()))
+            .group_by(span.c.n)
+            .cte(f"linear_{i}")
+        )
+        is_linear = select(linear.c[0]).scalar_subquery()
+        scan = _history_row(
+            "w", writes.c.checkpoint_id, ch, {n: writes.c[n] for n in columns}
+        ).where(
+            writes.c.thread_id == thread,
+            writes.c.checkpoint_ns == ns,
+            writes.c.checkpoint_id.between(
+                select(span.c.low).scalar_subquery(), select(span.c.high).scalar_subquery()
+            ),
+            writes.c.channel == ch,
+            # `IS TRUE` keeps this a hashed subplan, not a join planned from the walk's
+            # row estimate (two)
+            writes.c.checkpoint_id.in_(ids).is_(true()),
+            is_linear.is_(true()),
+        )
+        return [lookups.where(is_linear.is_not(true())), scan]
 
     @cache  # noqa: B019
     def keep_chain(self, channels: int) -> Select[Any]:
@@ -660,10 +710,12 @@ _HISTORY_COLUMNS: dict[str, Any] = {
 }
 
 
-def _history_row(kind: str, depth: Any, channel: Any, columns: Mapping[str, Any]) -> Select[Any]:
+def _history_row(
+    kind: str, checkpoint_id: Any, channel: Any, columns: Mapping[str, Any]
+) -> Select[Any]:
     return select(
         literal(kind, Text).label("kind"),
-        depth.label("depth"),
+        checkpoint_id.label("checkpoint_id"),
         channel.label("channel"),
         *(
             (columns[name] if name in columns else cast(null(), type_)).label(name)

@@ -5,6 +5,7 @@ depth, following the parent chain (forks) within one namespace."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Coroutine, Iterator, Mapping
@@ -18,6 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver, Checkpoint, DeltaChan
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from sqlalchemy import create_engine, event, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
@@ -313,3 +315,64 @@ async def test_a_stored_version_on_another_branch_does_not_end_the_walk(
     history = await _same(saver, _at(chain[-1]), ["msgs"])
     assert history["msgs"]["seed"] == _DeltaSnapshot(["seed"])
     assert [w[2] for w in history["msgs"]["writes"]] == [f"write-{i}" for i in range(3)]
+
+
+async def test_long_linear_chains_scan_and_short_forks_look_up(pg_url: str) -> None:
+    """On PostgreSQL a chain's writes are read by one range scan when the chain is most
+    of the checkpoints between its ends, else by one lookup per checkpoint
+    (`Statements._chain_writes`): a fork off an old checkpoint must not scan the whole
+    history in between. Both read what the base class reads."""
+    engine = create_async_engine(pg_url)
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        sent.append((statement, params))
+
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        rng = random.Random(5)
+        main = Branch(saver, str(uuid4()), "", "main")
+        await _grow([main], 45, rng)  # snapshots at 0: a chain from 45 back to it
+        fork = main.fork("fork", at=3)
+        await _grow([main], 80, rng)  # 80 more, so the fork point is far in id order
+        await _grow([fork], 2, rng)
+        linear, forked = _at(main.configs[44]), _at(fork.configs[-1])
+        for config in (linear, forked):
+            await _same(saver, config, ["msgs"])
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        for config in (linear, forked):
+            await saver.aget_delta_channel_history(config=config, channels=["msgs"])
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        assert len(sent) == 2
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            ran = []
+            for statement, params in sent:
+                plan = await driver.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *params)
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                ran.append(_writes_read_by(plan[0]["Plan"]))
+        (linear_read, forked_read) = ran
+        assert linear_read["scan"] > 40
+        assert linear_read["lookups"] == 0
+        assert forked_read["scan"] == 0
+        assert forked_read["lookups"] >= 5
+    finally:
+        await engine.dispose()
+
+
+def _writes_read_by(plan: Mapping[str, Any]) -> dict[str, int]:
+    """Rows of `checkpoint_writes` each way of reading them returned."""
+    out = {"scan": 0, "lookups": 0}
+
+    def visit(node: Mapping[str, Any], way: str | None) -> None:
+        for key, name in (("IS TRUE", "scan"), ("IS NOT TRUE", "lookups")):
+            if node.get("One-Time Filter", "").endswith(f"{key})"):
+                way = name
+        if node.get("Relation Name") == "checkpoint_writes" and way:
+            out[way] += node["Actual Rows"] * node["Actual Loops"]
+        for child in node.get("Plans", ()):
+            visit(child, way)
+
+    visit(plan, None)
+    return out
