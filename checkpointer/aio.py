@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
 from . import migrations
-from .base import SaverBase
+from .base import Released, SaverBase
+from .direct import STALE
 from .errors import translated
 from .plans import Emit, Plan, Rows, Step
 
@@ -118,9 +119,52 @@ class AsyncSQLAlchemySaver(SaverBase):
             step = next(steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        direct = self._direct
+        if not plan.atomic and direct is not None and isinstance(step, Step) and direct.available():
+            fairy = direct.lease()
+            if fairy is STALE:
+                with translated():
+                    await greenlet_spawn(direct.reconnect_idle)
+            elif fairy is not None:
+                with translated():
+                    return await self._run_leased(plan, step, fairy)
         async with self._turn(plan, step):
             with translated():
                 return await greenlet_spawn(self._transact, plan, step)
+
+    async def _run_leased(self, plan: Plan[T], step: Step, fairy: Any) -> T:
+        """Run an autocommit plan on asyncpg from the event loop itself, on a connection
+        `Direct.lease` took without a greenlet; a statement that cannot run this way
+        goes, with the rest of the plan, to `_transact` once the connection is back."""
+        direct = self._direct
+        assert direct is not None
+        held = True
+        try:
+            while True:
+                compiled = direct.native(step, fairy)
+                if compiled is None:
+                    held = False
+                    await self._give_back(fairy)
+                    return await greenlet_spawn(self._transact, plan, step)
+                params = direct.params(compiled, step)
+                rows = await direct.on_asyncpg(fairy, compiled, params, step.fetch)
+                if step.last:
+                    held = False
+                    await self._give_back(fairy)
+                    return self._finish(plan, Released(rows))
+                item = plan.steps.send(rows)
+                assert isinstance(item, Step)
+                step = item
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            if held:
+                await self._give_back(fairy)
+
+    async def _give_back(self, fairy: Any) -> None:
+        assert self._direct is not None
+        if not self._direct.give_back(fairy):
+            await greenlet_spawn(fairy.close)
 
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
         """Run a plan that emits values; each statement on its own connection, so none

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -353,3 +354,112 @@ async def test_asyncpg_statements_too_long_for_its_cache_stay_prepared(pg_url: s
         assert long["n"]["seed"] == 1
     finally:
         await engine.dispose()
+
+
+@contextmanager
+def greenlets_spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Every `greenlet_spawn` the async saver makes (our own call site, counted)."""
+    from checkpointer import aio
+
+    spawned: list[object] = []
+    real = aio.greenlet_spawn
+
+    async def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        spawned.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(aio, "greenlet_spawn", counting)
+    try:
+        yield spawned
+    finally:
+        monkeypatch.setattr(aio, "greenlet_spawn", real)
+
+
+async def test_asyncpg_calls_take_no_greenlet_from_an_idle_pool(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an idle connection in SQLAlchemy's async pool, puts, writes and reads run on
+    the event loop itself; pre-ping or a pool listener (either may do I/O at checkout)
+    sends every call back through a greenlet, and the listener sees each checkout."""
+    engine = create_async_engine(pg_url, pool_size=2, max_overflow=0)
+    pinged = create_async_engine(pg_url, pool_size=2, max_overflow=0, pool_pre_ping=True)
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        thread = f"t-{uuid.uuid4().hex}"
+        await write_thread(saver, thread, 2)
+        with greenlets_spawned(monkeypatch) as spawned:
+            last = await write_thread(saver, thread, 3)
+            assert (await saver.aget_tuple(last)) is not None
+        assert spawned == []
+
+        checkouts: list[object] = []
+
+        def on_checkout(*args: Any) -> None:
+            checkouts.append(args)
+
+        event.listen(engine.sync_engine.pool, "checkout", on_checkout)
+        with greenlets_spawned(monkeypatch) as spawned:
+            await write_thread(saver, thread, 1)
+        event.remove(engine.sync_engine.pool, "checkout", on_checkout)
+        assert len(spawned) == len(checkouts) == 2
+
+        other = AsyncSQLAlchemySaver(pinged)
+        await write_thread(other, thread, 1)
+        with greenlets_spawned(monkeypatch) as spawned:
+            await write_thread(other, f"t-{uuid.uuid4().hex}", 1)
+        assert len(spawned) == 2
+    finally:
+        await engine.dispose()
+        await pinged.dispose()
+
+
+@pytest.mark.parametrize("cause", ["killed", "recycled"])
+async def test_a_stale_idle_connection_is_reconnected_without_warnings(
+    pg_url: str, cause: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle connection that must reconnect (its server process was killed, or it
+    is past `pool_recycle`) is replaced in a greenlet, quietly, and later calls take
+    the event-loop path again."""
+    recycle, size = (1, 2) if cause == "recycled" else (-1, 1)
+    engine = create_async_engine(pg_url, pool_size=size, max_overflow=0, pool_recycle=recycle)
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        thread = f"t-{uuid.uuid4().hex}"
+        # side by side, so the pool holds `size` connections, all of which go stale
+        await asyncio.gather(*(write_thread(saver, f"{thread}-{i}", 2) for i in range(size)))
+        await write_thread(saver, thread, 2)
+        assert engine.sync_engine.pool.checkedin() == size  # type: ignore[attr-defined]
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            if cause == "killed":
+                await _kill_backends(engine.url.database)
+                with pytest.raises(DBAPIError) as raised:
+                    await saver.aget_tuple(config(thread))
+                assert raised.value.connection_invalidated
+            else:
+                await asyncio.sleep(1.2)
+            latest = await saver.aget_tuple(config(thread))  # reconnects
+            with greenlets_spawned(monkeypatch) as spawned:
+                again = await saver.aget_tuple(config(thread))
+        assert latest is not None
+        assert comparable(again) == comparable(latest)
+        assert spawned == []  # back on the event loop
+        assert [str(w.message) for w in seen] == []
+    finally:
+        await engine.dispose()
+
+
+async def _kill_backends(database: str | None) -> None:
+    admin = create_engine(pg_database_url("postgres", "psycopg"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).all()
+        assert killed, "no connection to kill"
+    finally:
+        admin.dispose()
