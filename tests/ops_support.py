@@ -73,3 +73,31 @@ def count_statements(engine: Engine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def statements_sent(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement sent to the database while the block runs, with its parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        sent.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def explain(
+    engine: AsyncEngine, statement: str, params: Any, *, analyze: bool = False
+) -> dict[str, Any]:
+    """PostgreSQL's plan (the top node, as JSON) of a statement as asyncpg sent it."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        options = "ANALYZE, FORMAT JSON" if analyze else "FORMAT JSON"
+        plan = await driver.fetchval(f"EXPLAIN ({options}) {statement}", *params)
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return plan[0]["Plan"]  # type: ignore[no-any-return]

@@ -5,7 +5,6 @@ depth, following the parent chain (forks) within one namespace."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Coroutine, Iterator, Mapping
@@ -23,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-from .ops_support import count_statements
+from .ops_support import count_statements, explain, statements_sent
 
 CHANNELS = ["msgs", "flag", "plain", "never", "noise", "unknown"]
 SHALLOW = ["msgs", "flag", "plain", "noise"]
@@ -323,11 +322,6 @@ async def test_long_linear_chains_scan_and_short_forks_look_up(pg_url: str) -> N
     (`Statements._chain_writes`): a fork off an old checkpoint must not scan the whole
     history in between. Both read what the base class reads."""
     engine = create_async_engine(pg_url)
-    sent: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
-        sent.append((statement, params))
-
     try:
         saver = AsyncSQLAlchemySaver(engine)
         rng = random.Random(5)
@@ -339,19 +333,11 @@ async def test_long_linear_chains_scan_and_short_forks_look_up(pg_url: str) -> N
         linear, forked = _at(main.configs[44]), _at(fork.configs[-1])
         for config in (linear, forked):
             await _same(saver, config, ["msgs"])
-        event.listen(engine.sync_engine, "before_cursor_execute", capture)
-        for config in (linear, forked):
-            await saver.aget_delta_channel_history(config=config, channels=["msgs"])
-        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        with statements_sent(engine.sync_engine) as sent:
+            for config in (linear, forked):
+                await saver.aget_delta_channel_history(config=config, channels=["msgs"])
         assert len(sent) == 2
-        async with engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            ran = []
-            for statement, params in sent:
-                plan = await driver.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *params)
-                plan = json.loads(plan) if isinstance(plan, str) else plan
-                ran.append(_writes_read_by(plan[0]["Plan"]))
+        ran = [_writes_read_by(await explain(engine, *s, analyze=True)) for s in sent]
         (linear_read, forked_read) = ran
         assert linear_read["scan"] > 40
         assert linear_read["lookups"] == 0

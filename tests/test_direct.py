@@ -173,20 +173,7 @@ async def test_lost_connection_is_invalidated_and_replaced(engine: AsyncEngine) 
     saver = AsyncSQLAlchemySaver(engine)
     thread = f"t-{uuid.uuid4().hex}"
     await write_thread(saver, thread, 2)
-    admin = create_engine(pg_database_url("postgres", "psycopg"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            database = engine.url.database
-            killed = conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :db AND pid <> pg_backend_pid()"
-                ),
-                {"db": database},
-            ).all()
-        assert killed, "the pooled connection was not found"
-    finally:
-        admin.dispose()
+    await _kill_backends(engine.url.database)
     with pytest.raises(DBAPIError) as raised:
         await saver.aget_tuple(config(thread))
     assert raised.value.connection_invalidated

@@ -5,17 +5,17 @@ threshold (a page of 1,000 did, and compiled itself for 350 ms on every call).""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver
 from checkpointer.statements import LIST_CHUNK
+
+from .ops_support import explain, statements_sent
 
 TOTAL = 2 * LIST_CHUNK + 37
 
@@ -78,35 +78,24 @@ async def test_no_page_is_costed_above_the_jit_threshold(pg_url: str) -> None:
     """Every statement `list` sends, explained with its parameters after ANALYZE, is
     estimated below PostgreSQL's default `jit_above_cost` (100,000)."""
     engine = create_async_engine(pg_url)
-    sent: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
-        sent.append((statement, params))
-
     try:
         saver = AsyncSQLAlchemySaver(engine)
         await write_two_threads(saver)
         async with engine.connect() as conn:
             for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
                 await conn.exec_driver_sql(f"ANALYZE {table}")
-        event.listen(engine.sync_engine, "before_cursor_execute", capture)
-        calls = [
-            saver.alist(None),
-            saver.alist({"configurable": {"thread_id": "a"}}),
-            saver.alist(None, limit=TOTAL),
-            saver.alist(None, filter={"parity": 1}),
-        ]
-        for call in calls:
-            assert [c async for c in call]
-        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        with statements_sent(engine.sync_engine) as sent:
+            calls = [
+                saver.alist(None),
+                saver.alist({"configurable": {"thread_id": "a"}}),
+                saver.alist(None, limit=TOTAL),
+                saver.alist(None, filter={"parity": 1}),
+            ]
+            for call in calls:
+                assert [c async for c in call]
         assert len(sent) >= 10
-        async with engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            for statement, params in sent:
-                plan = await driver.fetchval("EXPLAIN (FORMAT JSON) " + statement, *params)
-                plan = json.loads(plan) if isinstance(plan, str) else plan
-                cost = plan[0]["Plan"]["Total Cost"]
-                assert cost < 100_000, (cost, statement[:200])
+        for statement, params in sent:
+            cost = (await explain(engine, statement, params))["Total Cost"]
+            assert cost < 100_000, (cost, statement[:200])
     finally:
         await engine.dispose()
