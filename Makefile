@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# PgBouncer for tests/test_pgbouncer.py (Debian's package; the binary lives in /usr/sbin).
+# PgBouncer for tests/deploy/test_pgbouncer.py (Debian's package; the binary lives in /usr/sbin).
 # The PgBouncer tests fail, never skip, without it.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:

@@ -16,8 +16,8 @@ from sqlalchemy import inspect
 
 from checkpointer.migrations import head
 
-from .deploy_support import REPO, sync_pg_url, versions, with_conn
-from .pg_server import database_url
+from ..deploy_support import REPO, sync_pg_url, versions, with_conn
+from ..pg_server import database_url
 
 POD = """
 import asyncio, json, sys, time

@@ -20,9 +20,9 @@ from alembic import command
 from checkpointer import SQLAlchemySaver
 from checkpointer.migrations import head
 
-from .deploy_support import run_alembic, sync_pg_url, versions, with_conn
+from ..deploy_support import run_alembic, sync_pg_url, versions, with_conn
 
-HOST = Path(__file__).resolve().parent / "host_app"
+HOST = Path(__file__).resolve().parents[1] / "host_app"
 OURS = {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpointer_alembic_version"}
 
 

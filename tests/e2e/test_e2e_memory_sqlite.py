@@ -12,7 +12,7 @@ from sqlalchemy.pool import StaticPool
 
 from checkpointer import SQLAlchemySaver
 
-from .e2e_graphs import fanout_graph
+from ..e2e_graphs import fanout_graph
 
 FAN = 12
 TOTAL = sum(i * i for i in range(FAN))

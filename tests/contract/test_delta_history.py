@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-from .ops_support import count_statements, explain, statements_sent
+from ..ops_support import count_statements, explain, statements_sent
 
 CHANNELS = ["msgs", "flag", "plain", "never", "noise", "unknown"]
 SHALLOW = ["msgs", "flag", "plain", "noise"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
 
 def run_demo(cwd: Path, url: str | None = None) -> str:
@@ -32,7 +32,7 @@ def test_demo_on_default_sqlite_survives_restarts(tmp_path: Path) -> None:
 
 
 def test_demo_on_url_from_environment(tmp_path: Path, fresh_pg: str) -> None:
-    from .conftest import pg_database_url
+    from ..conftest import pg_database_url
 
     out = run_demo(tmp_path, pg_database_url(fresh_pg, "psycopg").replace("+psycopg", ""))
     assert "state survived the restart: 3 turns" in out

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SchemaNotReadyError
 
-from .deploy_support import build_graph, run_alembic, sync_pg_url, versions, with_conn
-from .pg_server import database_url
+from ..deploy_support import build_graph, run_alembic, sync_pg_url, versions, with_conn
+from ..pg_server import database_url
 
 SCHEMA = "langgraph"
 CONFIG = {"configurable": {"thread_id": "least-privilege"}}

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from checkpointer import AsyncSQLAlchemySaver, SchemaNotReadyError, SQLAlchemySaver
 from checkpointer.migrations import aupgrade, head, upgrade
 
-from .deploy_support import build_graph, sync_pg_url, table_names, versions, with_conn
-from .pg_server import database_url
+from ..deploy_support import build_graph, sync_pg_url, table_names, versions, with_conn
+from ..pg_server import database_url
 
 CONFIG = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 

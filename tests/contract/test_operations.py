@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkpointer import AsyncSQLAlchemySaver, ThreadNotEmptyError, schema
 
-from .graphs import interrupting_graph, loop_graph
-from .ops_support import blob_report, count_statements, row_counts
+from ..graphs import interrupting_graph, loop_graph
+from ..ops_support import blob_report, count_statements, row_counts
 
 cp = schema.checkpoints
 
@@ -520,7 +520,7 @@ def test_sync_saver_operations(sync_url: str) -> None:
 
     from checkpointer import SQLAlchemySaver
 
-    from .ops_support import sync_blob_report
+    from ..ops_support import sync_blob_report
 
     engine = create_engine(sync_url)
     try:

@@ -40,8 +40,8 @@ from checkpointer import (
 )
 from checkpointer.schema import checkpoints
 
-from .e2e_graphs import fanout_graph
-from .pg_server import database_url
+from ..e2e_graphs import fanout_graph
+from ..pg_server import database_url
 
 app_metadata = MetaData()
 orders = Table(

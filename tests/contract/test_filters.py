@@ -18,7 +18,7 @@ from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 from checkpointer.dialects import filter_shape, for_name
 from checkpointer.schema import checkpoint_blobs, checkpoint_writes, checkpoints
 
-from .pg_server import database_url
+from ..pg_server import database_url
 
 HOSTILE = [
     "x'); DROP TABLE checkpoints; --",

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Index, MetaData, Table, Text, text
 from alembic import command
 from checkpointer.migrations import alembic_config, downgrade, head, upgrade
 
-from .deploy_support import (
+from ..deploy_support import (
     pg_dump_schema,
     run_alembic,
     sync_pg_url,
@@ -23,7 +23,7 @@ from .deploy_support import (
     versions,
     with_conn,
 )
-from .pg_server import database_url
+from ..pg_server import database_url
 
 OURS = {"checkpoints", "checkpoint_blobs", "checkpoint_writes"}
 PG_INDEXES = {"checkpoints_metadata_idx", "checkpoints_run_id_idx"}
@@ -191,7 +191,7 @@ def test_alembic_check_finds_no_drift(fresh_url: str) -> None:
 def test_offline_sql_matches_online(schema: str | None, fresh_pg: str) -> None:
     """`alembic upgrade head --sql` is a script psql applies as it is (ON_ERROR_STOP),
     and gives the same database as the online upgrade, down to `pg_dump`."""
-    from .conftest import _create_database, drop_database
+    from ..conftest import _create_database, drop_database
 
     offline = fresh_pg
     online = f"{fresh_pg}_online"
@@ -344,7 +344,7 @@ def test_every_postgresql_index_is_built_concurrently() -> None:
 
 def test_offline_script_names_the_schema_everywhere() -> None:
     """With a schema, no statement of any revision relies on `search_path`."""
-    from .deploy_support import unqualified
+    from ..deploy_support import unqualified
 
     statements = _offline_script("lg").split(";")
     assert len([s for s in statements if "lg." in s]) > 8

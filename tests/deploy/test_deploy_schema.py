@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-from .deploy_support import OUR_NAMES, build_graph, sync_pg_url, unqualified, versions, with_conn
-from .pg_server import database_url
+from ..deploy_support import OUR_NAMES, build_graph, sync_pg_url, unqualified, versions, with_conn
+from ..pg_server import database_url
 
 
 def record(engine: Engine) -> list[str]:

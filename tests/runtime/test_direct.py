@@ -24,8 +24,8 @@ from checkpointer import AsyncSQLAlchemySaver, SchemaNotReadyError, SQLAlchemySa
 from checkpointer.plans import Plan, Step
 from checkpointer.schema import checkpoints
 
-from .conftest import pg_database_url
-from .ops_support import count_statements
+from ..conftest import pg_database_url
+from ..ops_support import count_statements
 
 ASYNC_DRIVERS = ["asyncpg", "psycopg"]
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from checkpointer import AsyncSQLAlchemySaver
 from checkpointer.statements import LIST_CHUNK
 
-from .ops_support import explain, statements_sent
+from ..ops_support import explain, statements_sent
 
 TOTAL = 2 * LIST_CHUNK + 37
 

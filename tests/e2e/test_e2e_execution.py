@@ -12,7 +12,7 @@ import pytest
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.types import Command
 
-from .e2e_graphs import (
+from ..e2e_graphs import (
     DELTA_SNAPSHOT_EVERY,
     delta_graph,
     fanout_graph,
@@ -20,7 +20,7 @@ from .e2e_graphs import (
     pipeline_graph,
     split_graph,
 )
-from .harness import MODES, Backend, Mode, Recorder, compare, module_database
+from ..harness import MODES, Backend, Mode, Recorder, compare, module_database
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
 db_url = module_database()

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 
-from .e2e_graphs import fanout_graph
-from .pgbouncer import ENGINE_OPTIONS, PgBouncer, running_pgbouncer
+from ..e2e_graphs import fanout_graph
+from ..pgbouncer import ENGINE_OPTIONS, PgBouncer, running_pgbouncer
 
 ASYNC_DRIVERS = ["asyncpg", "psycopg"]
 RUNS = 12

@@ -10,8 +10,8 @@ import pytest
 
 from checkpointer import SQLAlchemySaver
 
-from .e2e_graphs import review_graph
-from .harness import MODES, Mode, Scenario, compare, module_database
+from ..e2e_graphs import review_graph
+from ..harness import MODES, Mode, Scenario, compare, module_database
 from .test_e2e_state import chat, review, subgraph, time_travel
 
 db_url = module_database()

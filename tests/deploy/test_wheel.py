@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import pg_database_url
+from ..conftest import pg_database_url
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import asyncio, json, sys

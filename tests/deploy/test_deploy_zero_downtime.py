@@ -17,8 +17,8 @@ from sqlalchemy import Engine, create_engine, func, insert, literal, select, tex
 from checkpointer.migrations import head, upgrade
 from checkpointer.schema import checkpoints
 
-from .conftest import _create_database, drop_database
-from .deploy_support import sync_pg_url, versions
+from ..conftest import _create_database, drop_database
+from ..deploy_support import sync_pg_url, versions
 
 ROWS = 200_000
 MAX_BLOCK = 1.0

@@ -19,8 +19,8 @@ from alembic import command
 from checkpointer import AsyncSQLAlchemySaver
 from checkpointer.migrations import alembic_config, head
 
-from .deploy_support import build_graph, run_alembic, sync_pg_url, versions, with_conn
-from .pg_server import database_url
+from ..deploy_support import build_graph, run_alembic, sync_pg_url, versions, with_conn
+from ..pg_server import database_url
 
 START = {"log": ["start"], "answer": ""}
 

@@ -8,8 +8,8 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
 
-from .e2e_graphs import chat_graph, nested_graph, pipeline_graph, review_graph
-from .harness import MODES, Backend, Mode, Recorder, compare, module_database
+from ..e2e_graphs import chat_graph, nested_graph, pipeline_graph, review_graph
+from ..harness import MODES, Backend, Mode, Recorder, compare, module_database
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
 db_url = module_database()

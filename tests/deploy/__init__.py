@@ -1,0 +1,1 @@
+"""Deploying: Alembic migrations, schemas, roles, wheels, PgBouncer."""

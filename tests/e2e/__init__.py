@@ -1,0 +1,1 @@
+"""Real LangGraph graphs run end to end, compared with InMemorySaver."""

@@ -1,0 +1,1 @@
+"""No database: plans driven with recorded rows, statements compiled per dialect."""
