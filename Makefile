@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install system-deps demo test lint bench bench-quick clean
+.PHONY: install system-deps demo test test-matrix lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -29,11 +29,18 @@ demo: install
 test: install system-deps
 	$(PY) -m pytest
 
+# The whole suite once per combination of ci/matrix.txt (oldest and newest supported
+# versions), each in its own .venv-matrix/<name>, reused while its pins are unchanged.
+# MATRIX=name... runs some of them; docs/development.md has the table.
+MATRIX ?=
+test-matrix: system-deps
+	$(PYTHON) ci/matrix.py $(MATRIX)
+
 lint: install
-	$(VENV)/bin/ruff check checkpointer alembic tests examples benchmarks
-	$(VENV)/bin/ruff format --check checkpointer alembic tests examples benchmarks
+	$(VENV)/bin/ruff check checkpointer alembic tests examples benchmarks ci
+	$(VENV)/bin/ruff format --check checkpointer alembic tests examples benchmarks ci
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --strict examples
+	$(VENV)/bin/mypy --strict examples ci
 
 bench: install
 	$(PY) -m benchmarks
@@ -42,4 +49,4 @@ bench-quick: install
 	$(PY) -m benchmarks --quick
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache demo-state
+	rm -rf $(VENV) .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache demo-state
