@@ -5,7 +5,7 @@ Alembic) and the fast path reads private attributes of some of them; `make test`
 sees the newest releases. Each combination gets `.venv-matrix/<name>`, built once and reused
 while its pins, pyproject.toml and the interpreter stay the same (a stamp file says so).
 
-Usage: python3 ci/matrix.py [NAME ...] [--covered-by VENV] [--list]
+Usage: python3 ci/matrix.py [NAME ...] [--covered-by VENV] [--list] [--build-only]
   --covered-by VENV  skip a combination whose pins VENV already has installed (the main
                      .venv after `make test`, so `.ci/run` does not run the same suite twice)
 Extra pytest arguments come from $MATRIX_PYTEST_ARGS. Exit status 0 only if every
@@ -180,6 +180,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("names", nargs="*", help="combinations to run (default: all)")
     parser.add_argument("--covered-by", type=Path, help="skip combinations this venv already has")
     parser.add_argument("--list", action="store_true", help="print the table and exit")
+    parser.add_argument("--build-only", action="store_true", help="build the venvs, run nothing")
     args = parser.parse_args(argv)
 
     combos = read_table()
@@ -211,6 +212,9 @@ def main(argv: list[str]) -> int:
             results.append(Result(combo.name, "INSTALL FAILED", str(exc), time.monotonic() - start))
             print(f"[{combo.name}] {exc}", flush=True)
             continue
+        if args.build_only:
+            results.append(Result(combo.name, "built", "", time.monotonic() - start))
+            continue
         print(f"[{combo.name}] pytest (log: {test_log.relative_to(ROOT)})", flush=True)
         code, summary = run_suite(combo, python, test_log)
         status = "passed" if code == 0 else f"FAILED (exit {code})"
@@ -221,7 +225,7 @@ def main(argv: list[str]) -> int:
     print("\nmatrix:")
     for r in results:
         print(f"  {r.name:12} {r.status:18} {r.seconds:6.0f} s  {r.summary}")
-    failed = [r for r in results if r.status not in ("passed", "covered")]
+    failed = [r for r in results if r.status not in ("passed", "covered", "built")]
     return 1 if failed or not results else 0
 
 
