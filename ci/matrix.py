@@ -198,7 +198,8 @@ def main(argv: list[str]) -> int:
     for combo in combos:
         start = time.monotonic()
         if args.covered_by is not None:
-            main_python = (args.covered_by / "bin" / "python").resolve()
+            # Not resolve(): a venv's python is a symlink to the base interpreter.
+            main_python = (args.covered_by / "bin" / "python").absolute()
             if main_python.exists() and not mismatches(combo, main_python):
                 print(f"[{combo.name}] covered by {args.covered_by} (same versions); skipped")
                 results.append(Result(combo.name, "covered", f"by {args.covered_by}", 0.0))
