@@ -2,7 +2,12 @@
 
 from .aio import AsyncSQLAlchemySaver
 from .autogenerate import CHECKPOINTER_TABLES, include_name, include_object
-from .errors import CheckpointerError, SchemaNotReadyError, ThreadNotEmptyError
+from .errors import (
+    CheckpointerError,
+    MigrationLockTimeoutError,
+    SchemaNotReadyError,
+    ThreadNotEmptyError,
+)
 from .migrations import VERSION_TABLE
 from .schema import metadata
 from .sync import SQLAlchemySaver
@@ -12,6 +17,7 @@ __all__ = [
     "VERSION_TABLE",
     "AsyncSQLAlchemySaver",
     "CheckpointerError",
+    "MigrationLockTimeoutError",
     "SQLAlchemySaver",
     "SchemaNotReadyError",
     "ThreadNotEmptyError",

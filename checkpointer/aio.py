@@ -70,11 +70,17 @@ class AsyncSQLAlchemySaver(SaverBase):
         finally:
             await engine.dispose()
 
-    async def setup(self) -> list[str]:
+    async def setup(
+        self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT
+    ) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
-        from many processes at once. Returns the revisions this call applied."""
+        from many processes at once. Returns the revisions this call applied. Waits at
+        most `lock_timeout` seconds for another migrator (None: no limit), then raises
+        `MigrationLockTimeoutError` naming it."""
         self._remember_loop()
-        applied = await migrations.aupgrade(self.engine, schema=self.schema)
+        applied = await migrations.aupgrade(
+            self.engine, schema=self.schema, lock_timeout=lock_timeout
+        )
         self._schema_ready = True
         return applied
 

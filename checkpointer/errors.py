@@ -16,6 +16,11 @@ class SchemaNotReadyError(CheckpointerError, RuntimeError):
     """The database is not at the schema revision this package expects."""
 
 
+class MigrationLockTimeoutError(CheckpointerError, TimeoutError):
+    """`setup()` (or `migrations.upgrade`) waited its `lock_timeout` for another migrator
+    of the same database; the message names who holds the lock and how to end it."""
+
+
 class ThreadNotEmptyError(CheckpointerError, ValueError):
     """`copy_thread` was asked to copy onto a thread that already has rows."""
 

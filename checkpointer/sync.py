@@ -83,11 +83,13 @@ class SQLAlchemySaver(SaverBase):
         finally:
             engine.dispose()
 
-    def setup(self) -> list[str]:
+    def setup(self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
-        from many processes at once. Returns the revisions this call applied."""
+        from many processes at once. Returns the revisions this call applied. Waits at
+        most `lock_timeout` seconds for another migrator (None: no limit), then raises
+        `MigrationLockTimeoutError` naming it."""
         with self.engine.connect() as conn:
-            applied = migrations.upgrade(conn, schema=self.schema)
+            applied = migrations.upgrade(conn, schema=self.schema, lock_timeout=lock_timeout)
         self._schema_ready = True
         return applied
 
