@@ -238,3 +238,26 @@ async def _read_by_the_official_saver(
         state = await graph.aget_state(_config("async-graph"))
         assert state.values["text"] == f"{SECRET}-1-2"
         assert state.values["count"] == 42
+
+
+class Unhashable(Compressing):
+    """A serde that cannot be a dictionary key: decided on every `put`, not cached."""
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+async def test_an_unhashable_serde_is_probed_every_time(
+    engine: AsyncEngine, sync_engine: Engine
+) -> None:
+    saver = AsyncSQLAlchemySaver(engine, serde=Unhashable())
+    assert not inlines_primitives(saver.serde)
+    metadata: Any = {"note": PUBLIC}
+    stored = await saver.aput(_config("u"), _checkpoint(), metadata, {"text": "1", "n": "1"})
+    got = await saver.aget_tuple(stored)
+    assert got is not None
+    assert got.checkpoint["channel_values"]["text"] == f"{SECRET}-direct"
+    with sync_engine.connect() as conn:
+        assert where(conn, SECRET) == set()

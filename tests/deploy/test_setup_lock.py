@@ -322,3 +322,58 @@ def test_setup_through_pgbouncer(fresh_pg: str, bouncer: PgBouncer) -> None:
         assert run(lock_timeout=5) == []
     assert time.monotonic() - start < 20
     assert lock_holders(fresh_pg) == []
+
+
+# -- SQLite, and the lock every upgrade in one process takes ----------------------------
+
+
+def _sqlite_setups(path: Path) -> list[Callable[..., list[str]]]:
+    def sync_setup(**kwargs: Any) -> list[str]:
+        engine = create_engine(f"sqlite:///{path}")
+        try:
+            return SQLAlchemySaver(engine).setup(**kwargs)
+        finally:
+            engine.dispose()
+
+    def async_setup(**kwargs: Any) -> list[str]:
+        async def go() -> list[str]:
+            engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+            try:
+                return await AsyncSQLAlchemySaver(engine).setup(**kwargs)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(go())
+
+    return [sync_setup, async_setup]
+
+
+def test_sqlite_setup_gives_up_naming_the_holder(tmp_path: Path) -> None:
+    """The lock file of a SQLite database says which process holds it."""
+    path = tmp_path / "held.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        lock = migrations._FileLock(migrations._lock_file(conn))
+    engine.dispose()
+    assert lock.try_take()
+    try:
+        for setup in _sqlite_setups(path):
+            start = time.monotonic()
+            with pytest.raises(MigrationLockTimeoutError) as raised:
+                setup(lock_timeout=0.5)
+            assert 0.5 <= time.monotonic() - start < 10
+            assert f"held by pid {os.getpid()} on host " in str(raised.value)
+            assert str(lock.path) in str(raised.value)
+    finally:
+        lock.release()
+    assert [setup() for setup in _sqlite_setups(path)] == [ALL, []]
+
+
+def test_an_upgrade_running_in_this_process_is_waited_for_up_to_the_timeout(
+    tmp_path: Path,
+) -> None:
+    """Alembic runs one upgrade per process at a time; that wait has the same limit."""
+    with migrations._process_lock:
+        for setup in _sqlite_setups(tmp_path / "busy.db"):
+            with pytest.raises(MigrationLockTimeoutError, match="another upgrade in this process"):
+                setup(lock_timeout=0.3)
