@@ -1,7 +1,9 @@
 """Every statement compiled for each dialect and driver, without a database: one statement
 per call, every key bound by the name the plans pass, and no value in it but our own
 constants (a caller's value in a statement would defeat the compiled cache and could
-reach the SQL text). Checked on the compiled form SQLAlchemy sends."""
+reach the SQL text). Checked on the compiled form SQLAlchemy sends. Also: the rows plans
+read carry the labels and kinds of the row contract (`checkpointer.rows`), the statement
+families never define one name twice, and only `dialects.py` imports a SQLAlchemy dialect."""
 
 from __future__ import annotations
 
