@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, MetaData, create_engine, inspect, pool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.schema import CreateSchema
+from sqlalchemy.schema import CreateSchema, DropTable
 
 from alembic import context
 from checkpointer.migrations import (
@@ -42,6 +42,7 @@ from checkpointer.migrations import (
     VERSION_TABLE,
     Steps,
     validate_schema,
+    version_table,
 )
 from checkpointer.schema import metadata
 from checkpointer.urls import migration_url, normalized
@@ -165,6 +166,8 @@ def run_offline() -> None:
         context.execute(CreateSchema(SCHEMA, if_not_exists=True))
     with context.begin_transaction():
         context.run_migrations()
+    if STEPS.emptied:  # as online: no revision left, no version table
+        context.execute(DropTable(version_table(SCHEMA)))
 
 
 def main() -> None:

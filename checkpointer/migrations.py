@@ -309,6 +309,11 @@ class Steps:
         self.stamped = False
         self.heads: set[str] | None = None  # after the last step; None: no step ran
 
+    @property
+    def emptied(self) -> bool:
+        """The run ended with no revision left (`downgrade base`, `stamp base`)."""
+        return self.heads == set()
+
     def __call__(self, *, step: MigrationInfo, heads: set[str], **_: Any) -> None:
         if step.is_stamp:
             self.stamped = True
@@ -332,14 +337,15 @@ class Steps:
             log.info("reverted revisions %s on %s; now at %s", ", ".join(self.reverted), where, now)
         if self.stamped:
             log.info("stamped %s at %s without running migrations", where, now)
-        if not self.heads:
-            _version_table(schema).drop(connection, checkfirst=True)
+        if self.emptied:
+            version_table(schema).drop(connection, checkfirst=True)
             connection.commit()
             log.info("removed %s from %s: no revision left", VERSION_TABLE, where)
 
 
 @functools.cache
-def _version_table(schema: str | None) -> Table:
+def version_table(schema: str | None) -> Table:
+    """Our version table as Alembic creates it (only the column we read)."""
     return Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)), schema=schema)
 
 
@@ -348,7 +354,7 @@ def current_revisions(connection: Connection, schema: str | None = None) -> set[
     if not inspect(connection).has_table(VERSION_TABLE, schema=schema):
         return None
     try:
-        return set(connection.scalars(select(_version_table(schema).c.version_num)))
+        return set(connection.scalars(select(version_table(schema).c.version_num)))
     except DBAPIError as error:
         if "permission denied" not in str(error.orig).lower():
             raise
