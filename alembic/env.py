@@ -25,11 +25,13 @@ indexes are ignored); our revision lives in `checkpointer_alembic_version`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from logging.config import fileConfig
 from typing import Any
 
-from sqlalchemy import Connection, MetaData, create_engine, inspect, pool
+from alembic.runtime.migration import MigrationInfo
+from sqlalchemy import Connection, MetaData, Table, create_engine, inspect, pool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import CreateSchema, DropTable
@@ -40,9 +42,7 @@ from checkpointer.migrations import (
     SCHEMA_ENV,
     URL_ENV,
     VERSION_TABLE,
-    Steps,
     validate_schema,
-    version_table,
 )
 from checkpointer.schema import metadata
 from checkpointer.urls import migration_url, normalized
@@ -97,7 +97,53 @@ def include_object(
     return not (reflected and compare_to is None and name in OFFICIAL_INDEXES)
 
 
+class Steps:
+    """The steps this run took (its `on_version_apply` callback): logged on the
+    `checkpointer.migrations` logger when the run ends, and once no revision is left
+    (`downgrade base`, `stamp base`) our version table is dropped, which Alembic
+    empties but leaves behind: `downgrade base` leaves none of our tables."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.reverted: list[str] = []
+        self.stamped = False
+        self.heads: set[str] | None = None  # after the last step; None: no step ran
+
+    def __call__(self, *, step: MigrationInfo, heads: set[str], **_: Any) -> None:
+        if step.is_stamp:
+            self.stamped = True
+        elif step.is_upgrade:
+            self.applied.extend(step.up_revision_ids)
+        else:
+            self.reverted.extend(step.up_revision_ids)
+        self.heads = set(heads)
+
+    @property
+    def emptied(self) -> bool:
+        return self.heads == set()
+
+    def finish(self, connection: Connection) -> None:
+        """Online: log what was done (password hidden), drop an emptied version table."""
+        if self.heads is None:
+            return
+        where = connection.engine.url.render_as_string(hide_password=True)
+        where += f" (schema {SCHEMA})" if SCHEMA else ""
+        now = ", ".join(sorted(self.heads)) or "base"
+        if self.applied:
+            log.info("applied revisions %s to %s; now at %s", ", ".join(self.applied), where, now)
+        if self.reverted:
+            log.info("reverted revisions %s on %s; now at %s", ", ".join(self.reverted), where, now)
+        if self.stamped:
+            log.info("stamped %s at %s without running migrations", where, now)
+        if self.emptied:
+            VERSIONS.drop(connection, checkfirst=True)
+            connection.commit()
+            log.info("removed %s from %s: no revision left", VERSION_TABLE, where)
+
+
+log = logging.getLogger("checkpointer.migrations")
 STEPS = Steps()
+VERSIONS = Table(VERSION_TABLE, MetaData(), schema=SCHEMA)
 
 
 def _configure(dialect_name: str, **kwargs: Any) -> None:
@@ -145,7 +191,7 @@ def run_on(connection: Connection) -> None:
     _configure(dialect_name, connection=connection, render_as_batch=dialect_name == "sqlite")
     with context.begin_transaction():
         context.run_migrations()
-    STEPS.finish(connection, SCHEMA)
+    STEPS.finish(connection)
 
 
 async def _run_async(url: URL) -> None:
@@ -167,7 +213,7 @@ def run_offline() -> None:
     with context.begin_transaction():
         context.run_migrations()
     if STEPS.emptied:  # as online: no revision left, no version table
-        context.execute(DropTable(version_table(SCHEMA)))
+        context.execute(DropTable(VERSIONS))
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import logging
 import os
 import tempfile
 import threading
@@ -37,8 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alembic import command
 
 from .errors import SchemaNotReadyError
-
-log = logging.getLogger(__name__)
 
 VERSION_TABLE = "checkpointer_alembic_version"
 """Where our Alembic revision is recorded (not `alembic_version`, which is the host's)."""
@@ -212,18 +209,12 @@ def _polls() -> Iterator[float]:
         delay = min(delay * 2, 1.0)
 
 
-def _waiting(attempt: int) -> None:
-    if attempt == 0:
-        log.info("another process is migrating this database: waiting for it to finish")
-
-
 @contextmanager
 def _serialized(connection: Connection) -> Iterator[None]:
     """Hold the upgrade lock on `connection` (PostgreSQL; elsewhere a no-op)."""
-    for attempt, delay in enumerate(_polls()):
+    for delay in _polls():
         if _try_lock(connection):
             break
-        _waiting(attempt)
         time.sleep(delay)
     try:
         yield
@@ -265,10 +256,9 @@ async def aupgrade(
     async with engine.connect() as conn:
         validate_schema(schema, conn.dialect.name)
         await conn.run_sync(_settle)
-        for attempt, delay in enumerate(_polls()):
+        for delay in _polls():
             if await conn.run_sync(_try_lock):
                 break
-            _waiting(attempt)
             await asyncio.sleep(delay)
         try:
             return await conn.run_sync(_upgrade_locked, revision, schema)
@@ -298,54 +288,8 @@ def upgrade_from_host_env(connection: Connection, *, schema: str | None = None) 
             host._install_proxy()
 
 
-class Steps:
-    """The steps one Alembic run took (its `on_version_apply` callback): env.py logs
-    them when the run ends, and removes our version table once no revision is left
-    (Alembic empties it but leaves it behind), so `downgrade base` leaves nothing."""
-
-    def __init__(self) -> None:
-        self.applied: list[str] = []
-        self.reverted: list[str] = []
-        self.stamped = False
-        self.heads: set[str] | None = None  # after the last step; None: no step ran
-
-    @property
-    def emptied(self) -> bool:
-        """The run ended with no revision left (`downgrade base`, `stamp base`)."""
-        return self.heads == set()
-
-    def __call__(self, *, step: MigrationInfo, heads: set[str], **_: Any) -> None:
-        if step.is_stamp:
-            self.stamped = True
-        elif step.is_upgrade:
-            self.applied.extend(step.up_revision_ids)
-        else:
-            self.reverted.extend(step.up_revision_ids)
-        self.heads = set(heads)
-
-    def finish(self, connection: Connection, schema: str | None) -> None:
-        """Log the run (online only: a `--sql` run changes nothing) and drop the
-        version table if the run left it empty."""
-        if self.heads is None:
-            return
-        where = connection.engine.url.render_as_string(hide_password=True)
-        where += f" (schema {schema})" if schema else ""
-        now = ", ".join(sorted(self.heads)) or "base"
-        if self.applied:
-            log.info("applied revisions %s to %s; now at %s", ", ".join(self.applied), where, now)
-        if self.reverted:
-            log.info("reverted revisions %s on %s; now at %s", ", ".join(self.reverted), where, now)
-        if self.stamped:
-            log.info("stamped %s at %s without running migrations", where, now)
-        if self.emptied:
-            version_table(schema).drop(connection, checkfirst=True)
-            connection.commit()
-            log.info("removed %s from %s: no revision left", VERSION_TABLE, where)
-
-
 @functools.cache
-def version_table(schema: str | None) -> Table:
-    """Our version table as Alembic creates it (only the column we read)."""
+def _version_table(schema: str | None) -> Table:
     return Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)), schema=schema)
 
 
@@ -354,7 +298,7 @@ def current_revisions(connection: Connection, schema: str | None = None) -> set[
     if not inspect(connection).has_table(VERSION_TABLE, schema=schema):
         return None
     try:
-        return set(connection.scalars(select(version_table(schema).c.version_num)))
+        return set(connection.scalars(select(_version_table(schema).c.version_num)))
     except DBAPIError as error:
         if "permission denied" not in str(error.orig).lower():
             raise

@@ -6,15 +6,13 @@ PostgreSQL and SQLite, after which `upgrade head` works again."""
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
-from checkpointer.migrations import _ADVISORY_LOCK_KEY, VERSION_TABLE, downgrade, head, upgrade
+from checkpointer import AsyncSQLAlchemySaver
+from checkpointer.migrations import VERSION_TABLE, downgrade, head, upgrade
 
 from ..deploy_support import run_alembic, sync_pg_url, table_names, versions, with_conn
 from ..pg_server import database_url
@@ -105,37 +103,6 @@ async def test_setup_logs_through_the_async_path(
         await engine.dispose()
     (applied,) = _messages(caplog)
     assert applied.startswith("applied revisions 0001, 0002, 0003 to postgresql+asyncpg://")
-
-
-def test_waiting_for_another_upgrade_is_logged(
-    fresh_pg: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A pod that starts while another migrates says why it waits."""
-    caplog.set_level(logging.INFO, logger="checkpointer")
-    url = sync_pg_url(fresh_pg)
-    holder = create_engine(url)
-    applied: list[str] = []
-    with holder.connect() as held:
-        assert held.scalar(select(func.pg_try_advisory_lock(_ADVISORY_LOCK_KEY)))
-        held.commit()
-        saver_engine = create_engine(url)
-        waiter = threading.Thread(
-            target=lambda: applied.extend(SQLAlchemySaver(saver_engine).setup())
-        )
-        waiter.start()
-        for _ in range(200):
-            if any("waiting" in m for m in _messages(caplog)):
-                break
-            threading.Event().wait(0.05)
-        assert applied == []
-        held.scalar(select(func.pg_advisory_unlock(_ADVISORY_LOCK_KEY)))
-        held.commit()
-        waiter.join(timeout=60)
-    holder.dispose()
-    saver_engine.dispose()
-    assert applied == ["0001", "0002", "0003"]
-    waiting = [m for m in _messages(caplog) if "waiting" in m]
-    assert waiting == ["another process is migrating this database: waiting for it to finish"]
 
 
 def test_the_library_is_silent_unless_logging_is_configured() -> None:
