@@ -26,8 +26,14 @@ system-deps:
 demo: install
 	$(PY) examples/demo.py
 
-test: install system-deps
+test: install system-deps docs
 	$(PY) -m pytest
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning
+# (a broken link or anchor, a page missing from the navigation).
+.PHONY: docs
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 lint: install
 	$(VENV)/bin/ruff check checkpointer alembic tests examples benchmarks
