@@ -23,17 +23,17 @@ system-deps:
 		$(SUDO) apt-get install -y pgbouncer || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y pgbouncer; }
 
-demo: install
-	$(PY) examples/demo.py
-
-test: install system-deps docs
-	$(PY) -m pytest
-
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning
 # (a broken link or anchor, a page missing from the navigation).
 .PHONY: docs
 docs: install
 	$(VENV)/bin/mkdocs build --strict --quiet
+
+demo: install
+	$(PY) examples/demo.py
+
+test: install system-deps docs
+	$(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check checkpointer alembic tests examples benchmarks
