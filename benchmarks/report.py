@@ -80,7 +80,7 @@ def header(quick: bool) -> str:
     lines = [f"Sizes, {mode}:", describe(sizes(quick))]
     if quick:
         lines.append(
-            "Quick mode is a smoke run: smaller sizes and fewer rounds, so ratios are"
+            "\nQuick mode is a smoke run: smaller sizes and fewer rounds, so ratios are"
             " noisier; a target sized for the full run says so. `make bench` decides."
         )
     return "\n".join(lines)
@@ -90,7 +90,7 @@ def summary(metrics: Sequence[Metric]) -> str:
     judged = [m.met() for m in metrics if m.met() is not None]
     missed = [f"{m.workload}: {m.name}" for m in metrics if m.met() is False]
     line = f"targets: {judged.count(True)} met, {len(missed)} missed"
-    return line + "".join(f"\n  missed: {name}" for name in missed)
+    return line + "".join(f"\n- missed: {name}" for name in missed)
 
 
 def print_plans(extra: Mapping[str, Any]) -> None:
