@@ -135,8 +135,11 @@ def migrate(url: str) -> None:
 def test_every_block_has_a_known_language() -> None:
     unknown = [f"{b.id}: {b.language}" for b in BLOCKS if b.language not in LANGUAGES]
     assert not unknown, f"add a way to test these blocks: {unknown}"
+    # At least the blocks written so far: a fence typo that hides a block fails here.
     counts = {language: len(of(language)) for language in ("python", "bash", "sql")}
-    assert counts == {"python": 12, "bash": 5, "sql": 2}, "update this count with the docs"
+    assert counts["python"] >= 12, counts
+    assert counts["bash"] >= 5, counts
+    assert counts["sql"] >= 2, counts
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
