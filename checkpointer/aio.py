@@ -16,14 +16,17 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
 from . import migrations
 from .base import Released, SaverBase
 from .direct import STALE
+from .engines import expect_async_engine
 from .errors import translated
 from .plans import Emit, Plan, Rows, Step
+from .urls import async_url
 
 T = TypeVar("T")
 
@@ -39,6 +42,7 @@ class AsyncSQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
     ) -> None:
+        expect_async_engine(engine)
         super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
@@ -57,14 +61,15 @@ class AsyncSQLAlchemySaver(SaverBase):
     @asynccontextmanager
     async def from_conn_string(
         cls,
-        url: str,
+        url: str | URL,
         *,
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
-        """A saver on an engine of its own, disposed on exit."""
-        engine = create_async_engine(url, **engine_kwargs)
+        """A saver on an engine of its own, disposed on exit. A URL without a driver
+        (`postgresql://`, `sqlite://`) gets one that is installed (`checkpointer.urls`)."""
+        engine = create_async_engine(async_url(url), **engine_kwargs)
         try:
             yield cls(engine, serde=serde, schema=schema)
         finally:

@@ -25,6 +25,11 @@ class ThreadNotEmptyError(CheckpointerError, ValueError):
     """`copy_thread` was asked to copy onto a thread that already has rows."""
 
 
+class MissingDriverError(CheckpointerError, ImportError):
+    """The database driver a URL needs is not installed; the message names the extra
+    of this package that installs it."""
+
+
 _UNDEFINED_TABLE = "42P01"
 """PostgreSQL's SQLSTATE for a missing relation (asyncpg and psycopg both expose it)."""
 

@@ -651,7 +651,7 @@ def current_revisions(connection: Connection, schema: str | None = None) -> set[
         grants = f"GRANT USAGE ON SCHEMA {schema} TO <role>; " if schema else ""
         raise SchemaNotReadyError(
             f"this role may not read {qualified}, which the saver checks before first use: "
-            f"{grants}GRANT SELECT ON {qualified} TO <role> (see the README, Least privilege)"
+            f"{grants}GRANT SELECT ON {qualified} TO <role> (docs/deploying.md, Least privilege)"
         ) from error
 
 

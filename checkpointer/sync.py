@@ -16,15 +16,17 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import migrations
 from .base import SaverBase
 from .direct import DirectConnection
+from .engines import expect_sync_engine
 from .errors import translated
 from .plans import Emit, Plan, Rows
+from .urls import sync_url
 
 T = TypeVar("T")
 
@@ -40,6 +42,7 @@ class SQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
     ) -> None:
+        expect_sync_engine(engine)
         if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
             raise ValueError(
                 f"{engine.url!s} is an in-memory SQLite database on a SingletonThreadPool, "
@@ -65,15 +68,18 @@ class SQLAlchemySaver(SaverBase):
     @contextmanager
     def from_conn_string(
         cls,
-        url: str,
+        url: str | URL,
         *,
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
-        """A saver on an engine of its own, disposed on exit. An in-memory SQLite URL
-        gets one connection shared by all threads, so every thread sees one database."""
-        if _memory_sqlite(make_url(url)) and "poolclass" not in engine_kwargs:
+        """A saver on an engine of its own, disposed on exit. A URL without a driver
+        (`postgresql://`, `sqlite://`) gets one that is installed (`checkpointer.urls`).
+        An in-memory SQLite URL gets one connection shared by all threads, so every
+        thread sees one database."""
+        url = sync_url(url)
+        if _memory_sqlite(url) and "poolclass" not in engine_kwargs:
             connect_args = {"check_same_thread": False, **engine_kwargs.get("connect_args", {})}
             engine_kwargs = {**engine_kwargs, "poolclass": StaticPool}
             engine_kwargs["connect_args"] = connect_args
