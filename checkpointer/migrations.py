@@ -49,6 +49,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alembic import command
@@ -484,14 +485,32 @@ def _no_wait(acquire: Callable[..., bool]) -> Callable[[], Awaitable[bool]]:
 
 
 @contextmanager
+def _pool_room() -> Iterator[None]:
+    """Opening the lock's own connection: a pool with no room for a second one (e.g.
+    `pool_size=1, max_overflow=0`) gets a message that says so, not the pool's bare
+    timeout."""
+    try:
+        yield
+    except PoolTimeoutError as error:
+        raise MigrationLockTimeoutError(
+            "on PostgreSQL the upgrade lock is held on a second connection of the engine "
+            "while the upgrade runs on the first, and the engine's pool gave none within its "
+            f"timeout ({error}): give the pool room for one more connection (pool_size or "
+            "max_overflow), or call setup() before the application holds its connections"
+        ) from error
+
+
+@contextmanager
 def _serialized(connection: Connection, lock_timeout: float | None) -> Iterator[None]:
     """Hold this database's upgrade lock, then this process's (see `_AdvisoryLock`,
     `_FileLock`), or raise `MigrationLockTimeoutError` naming the holder."""
     deadline = _deadline(lock_timeout)
     if connection.dialect.name == "postgresql":
         advisory = _AdvisoryLock()
-        with connection.engine.connect() as holder:
-            holder = holder.execution_options(isolation_level="READ COMMITTED")
+        with _pool_room():
+            holder = connection.engine.connect()
+        with holder:
+            holder.execution_options(isolation_level="READ COMMITTED")
             if not _take(lambda: advisory.try_take(holder), deadline):
                 raise _timed_out(lock_timeout, _DATABASE_LOCK, advisory.holders(holder))
             try:
@@ -569,8 +588,10 @@ async def aupgrade(
         await conn.run_sync(_settle)
         if engine.dialect.name == "postgresql":
             advisory = _AdvisoryLock()
-            async with engine.connect() as holder:
-                holder = await holder.execution_options(isolation_level="READ COMMITTED")
+            with _pool_room():
+                holder = await engine.connect().start()
+            try:
+                await holder.execution_options(isolation_level="READ COMMITTED")
 
                 async def attempt() -> bool:
                     return await holder.run_sync(advisory.try_take)
@@ -584,6 +605,8 @@ async def aupgrade(
                     )
                 finally:
                     await holder.run_sync(advisory.release)
+            finally:
+                await holder.close()
         file_lock = _FileLock(await conn.run_sync(_lock_file))
 
         async def attempt_file() -> bool:

@@ -377,3 +377,14 @@ def test_an_upgrade_running_in_this_process_is_waited_for_up_to_the_timeout(
         for setup in _sqlite_setups(tmp_path / "busy.db"):
             with pytest.raises(MigrationLockTimeoutError, match="another upgrade in this process"):
                 setup(lock_timeout=0.3)
+
+
+@pytest.mark.parametrize("kind", ["asyncpg", "psycopg-sync"])
+def test_a_pool_without_room_for_the_lock_says_so(fresh_pg: str, kind: str) -> None:
+    """The lock needs a second connection of the engine: a pool of one gets a message
+    that says so after its own timeout (not the pool's bare error); a pool of two works."""
+    options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.5}
+    with pytest.raises(MigrationLockTimeoutError, match="room for one more connection"):
+        setup_with(kind, direct(fresh_pg), **options)()
+    assert lock_holders(fresh_pg) == []
+    assert setup_with(kind, direct(fresh_pg), pool_size=2, max_overflow=0)() == ALL
