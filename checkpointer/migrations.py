@@ -421,16 +421,18 @@ def _deadline(lock_timeout: float | None) -> float | None:
     return time.monotonic() + lock_timeout
 
 
-def _pauses(deadline: float | None) -> Iterator[float]:
+def _pauses(deadline: float | None, what: str) -> Iterator[float]:
     """Pauses before each attempt at a lock: none before the first, then quick ones,
-    then one a second, cut short at the deadline; ends once it has passed."""
+    then one a second, cut short at the deadline; ends once it has passed. The first
+    wait is logged, so a start-up that waits says for what."""
     delay = 0.0
     while True:
         now = time.monotonic()
         if deadline is not None and now >= deadline and delay:
             return
         if delay == 0.02:
-            log.info("another process is migrating this database: waiting for it to finish")
+            limit = "no limit" if deadline is None else f"up to {deadline - now:.1f} s"
+            log.info("waiting for %s (%s)", what, limit)
         yield delay if deadline is None else max(0.0, min(delay, deadline - now))
         delay = min(max(delay * 2, 0.02), 1.0)
 
@@ -447,16 +449,18 @@ _DATABASE_LOCK = "the lock that serializes upgrades of this database"
 _PROCESS_LOCK = "another upgrade in this process (Alembic runs one at a time per process)"
 
 
-def _take(try_take: Callable[[], bool], deadline: float | None) -> bool:
-    for pause in _pauses(deadline):
+def _take(try_take: Callable[[], bool], deadline: float | None, what: str) -> bool:
+    for pause in _pauses(deadline, what):
         time.sleep(pause)
         if try_take():
             return True
     return False
 
 
-async def _atake(try_take: Callable[[], Awaitable[bool]], deadline: float | None) -> bool:
-    for pause in _pauses(deadline):
+async def _atake(
+    try_take: Callable[[], Awaitable[bool]], deadline: float | None, what: str
+) -> bool:
+    for pause in _pauses(deadline, what):
         await asyncio.sleep(pause)
         if await try_take():
             return True
@@ -465,6 +469,9 @@ async def _atake(try_take: Callable[[], Awaitable[bool]], deadline: float | None
 
 def _take_process_lock(deadline: float | None, lock_timeout: float | None) -> None:
     """Alembic keeps module-level state: one upgrade per process at a time."""
+    if _process_lock.acquire(blocking=False):
+        return
+    log.info("waiting for %s", _PROCESS_LOCK)
     wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
     if not _process_lock.acquire(timeout=wait):
         raise _timed_out(lock_timeout, _PROCESS_LOCK, "it has not finished")
@@ -473,7 +480,7 @@ def _take_process_lock(deadline: float | None, lock_timeout: float | None) -> No
 async def _atake_process_lock(deadline: float | None, lock_timeout: float | None) -> None:
     """Never blocks the event loop: another upgrade on this loop may hold the lock while
     it awaits its database (a blocking acquire there would wait for it forever)."""
-    if not await _atake(_no_wait(_process_lock.acquire), deadline):
+    if not await _atake(_no_wait(_process_lock.acquire), deadline, _PROCESS_LOCK):
         raise _timed_out(lock_timeout, _PROCESS_LOCK, "it has not finished")
 
 
@@ -511,7 +518,7 @@ def _serialized(connection: Connection, lock_timeout: float | None) -> Iterator[
             holder = connection.engine.connect()
         with holder:
             holder.execution_options(isolation_level="READ COMMITTED")
-            if not _take(lambda: advisory.try_take(holder), deadline):
+            if not _take(lambda: advisory.try_take(holder), deadline, _DATABASE_LOCK):
                 raise _timed_out(lock_timeout, _DATABASE_LOCK, advisory.holders(holder))
             try:
                 _take_process_lock(deadline, lock_timeout)
@@ -523,7 +530,7 @@ def _serialized(connection: Connection, lock_timeout: float | None) -> Iterator[
                 advisory.release(holder)
         return
     file_lock = _FileLock(_lock_file(connection))
-    if not _take(file_lock.try_take, deadline):
+    if not _take(file_lock.try_take, deadline, _DATABASE_LOCK):
         raise _timed_out(lock_timeout, _DATABASE_LOCK, file_lock.holders())
     try:
         _take_process_lock(deadline, lock_timeout)
@@ -596,7 +603,7 @@ async def aupgrade(
                 async def attempt() -> bool:
                     return await holder.run_sync(advisory.try_take)
 
-                if not await _atake(attempt, deadline):
+                if not await _atake(attempt, deadline, _DATABASE_LOCK):
                     holders = await holder.run_sync(advisory.holders)
                     raise _timed_out(lock_timeout, _DATABASE_LOCK, holders)
                 try:
@@ -612,7 +619,7 @@ async def aupgrade(
         async def attempt_file() -> bool:
             return file_lock.try_take()
 
-        if not await _atake(attempt_file, deadline):
+        if not await _atake(attempt_file, deadline, _DATABASE_LOCK):
             raise _timed_out(lock_timeout, _DATABASE_LOCK, file_lock.holders())
         try:
             return await _aupgrade_in_process(conn, revision, schema, deadline, lock_timeout)

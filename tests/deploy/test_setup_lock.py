@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect as pyinspect
+import logging
 import os
 import signal
 import subprocess
@@ -119,7 +120,10 @@ def direct(database: str) -> Callable[[str], str]:
 
 @pytest.mark.parametrize("holder_kind", ["session", "transaction"])
 @pytest.mark.parametrize("kind", SAVERS)
-def test_setup_gives_up_naming_the_holder(fresh_pg: str, kind: str, holder_kind: str) -> None:
+def test_setup_gives_up_naming_the_holder(
+    fresh_pg: str, kind: str, holder_kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="checkpointer")
     holder = hold(fresh_pg, holder_kind, "rogue-migrator")
     pid = holder.info.backend_pid
     setup = setup_with(kind, direct(fresh_pg))
@@ -136,6 +140,9 @@ def test_setup_gives_up_naming_the_holder(fresh_pg: str, kind: str, holder_kind:
         assert f"state '{state}'" in message
         assert f"SELECT pg_terminate_backend({pid})" in message
         assert "pass lock_timeout=<seconds>" in message
+        waiting = "waiting for the lock that serializes upgrades of this database (up to "
+        assert waiting in caplog.text  # a start-up that waits says so, once
+        assert caplog.text.count("waiting for") == 1
         with with_conn(sync_pg_url(fresh_pg)) as conn:
             assert inspect(conn).get_table_names() == []  # it waited before doing anything
     finally:
@@ -370,13 +377,15 @@ def test_sqlite_setup_gives_up_naming_the_holder(tmp_path: Path) -> None:
 
 
 def test_an_upgrade_running_in_this_process_is_waited_for_up_to_the_timeout(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Alembic runs one upgrade per process at a time; that wait has the same limit."""
+    caplog.set_level(logging.INFO, logger="checkpointer")
     with migrations._process_lock:
         for setup in _sqlite_setups(tmp_path / "busy.db"):
             with pytest.raises(MigrationLockTimeoutError, match="another upgrade in this process"):
                 setup(lock_timeout=0.3)
+    assert caplog.text.count("waiting for another upgrade in this process") == 2
 
 
 @pytest.mark.parametrize("kind", ["asyncpg", "psycopg-sync"])
