@@ -142,7 +142,8 @@ class SaverBase(BaseCheckpointSaver[str]):
             with Runner(autocommit.connect()) as runner:
                 return runner.execute(step)
 
-        self._fast = fastpath.probe(engine, self.schema, fallback)
+        views = {id(e): e for e in (transact, autocommit) if e is not engine}
+        self._fast = fastpath.probe(engine, self.schema, fallback, list(views.values()))
 
     def _runner(self, plan: Plan[Any]) -> Runner | fastpath.FastConnection:
         """Where a plan's statements run: a transaction, the fast path when nothing

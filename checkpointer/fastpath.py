@@ -53,10 +53,12 @@ log = logging.getLogger("checkpointer")
 COMPILED_KEEP = 512
 """Compiled statements kept per saver (the filtered list statements are bounded too)."""
 
-SQLALCHEMY_TESTED = ((2, 0, 55), (2, 2))
-"""SQLAlchemy versions this module was run on (from, before). Before 2.0.55 the async
-pool awaited its queue whenever its overflow was full, even with a connection idle in
-it, so every call off a greenlet failed over (`MissingGreenlet`) to the slow route."""
+SQLALCHEMY_TESTED = (((2, 0, 55), (2, 1)), ((2, 1, 5), (2, 2)))
+"""SQLAlchemy versions this module was run on (from, before). In 2.0.30-2.0.54 and
+2.1.0-2.1.4 the async pool awaits its queue whenever its overflow is full (say
+`max_overflow=0` with every connection made), even with a connection idle in it: taking
+one off a greenlet always failed (`MissingGreenlet`), so every call paid for the stale
+route and then a greenlet (pyproject.toml excludes them)."""
 
 ASYNCPG_TESTED = ((0, 29), (0, 33))
 """asyncpg versions this module was run on (from, before)."""
@@ -91,21 +93,25 @@ class Compiled:
 
 
 def probe(
-    engine: Engine, schema: str | None, fallback: Callable[[Step], Rows | None]
+    engine: Engine,
+    schema: str | None,
+    fallback: Callable[[Step], Rows | None],
+    views: Sequence[Engine] = (),
 ) -> FastPath | None:
     """A fast path for `engine`, or None (with one INFO line saying why) when a version
     or an attribute it relies on is not what it was tested with. `fallback` runs a step
-    this path cannot (on a `Connection` of its own)."""
+    this path cannot (on a `Connection` of its own); `views` are the saver's
+    `execution_options` views of `engine`, whose `echo` is kept to the engine's."""
     why = _why_not(engine)
     if why is not None:
         log.info("fast path off for %s, statements go through Connection: %s", engine.url, why)
         return None
-    return FastPath(engine, schema, fallback)
+    return FastPath(engine, schema, fallback, views)
 
 
 def _why_not(engine: Engine) -> str | None:
     found = _version(sqlalchemy.__version__)
-    if not SQLALCHEMY_TESTED[0] <= found < SQLALCHEMY_TESTED[1]:
+    if not any(low <= found < high for low, high in SQLALCHEMY_TESTED):
         return f"SQLAlchemy {sqlalchemy.__version__} is not among the versions it was tested on"
     dialect = engine.dialect
     needed = (
@@ -175,9 +181,15 @@ class FastPath:
     """Runs `Step`s of autocommit plans on one engine's pool, bypassing `Connection`."""
 
     def __init__(
-        self, engine: Engine, schema: str | None, fallback: Callable[[Step], Rows | None]
+        self,
+        engine: Engine,
+        schema: str | None,
+        fallback: Callable[[Step], Rows | None],
+        views: Sequence[Engine] = (),
     ) -> None:
         self.engine = engine
+        self.views = tuple(views)
+        self._echo = engine.echo
         self.fallback = fallback
         self.dialect = engine.dialect
         self._schemas = {None: schema} if schema else None
@@ -202,6 +214,8 @@ class FastPath:
         (`handle_error` and `do_execute*` live on the dialect) and no SQL logging, by
         `echo` or by the `sqlalchemy.engine` logger's level."""
         engine = self.engine
+        if engine.echo is not self._echo:
+            self._follow_echo()
         d = engine.dispatch
         e = self.dialect.dispatch
         return not (
@@ -214,6 +228,14 @@ class FastPath:
             or e.do_execute_no_params
             or engine.logger.isEnabledFor(logging.INFO)
         )
+
+    def _follow_echo(self) -> None:
+        """`echo` set on the engine after the saver was made: an `execution_options`
+        view keeps the value it was made with, so the `Connection`s this path steps
+        aside for would not log; they follow the engine's."""
+        self._echo = self.engine.echo
+        for view in self.views:
+            view.echo = self._echo
 
     def trial(self) -> bool:
         """Run one statement this way (sync: in a greenlet on the async saver) and check

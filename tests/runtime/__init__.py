@@ -1,1 +1,1 @@
-"""How the savers run: the fast path, sync bridges, concurrency, shared engines, statement counts."""
+"""How the savers run: fast path, sync bridges, concurrency, shared engines, statement counts."""
