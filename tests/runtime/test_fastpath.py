@@ -1,4 +1,4 @@
-"""The direct path (`checkpointer.direct`): on PostgreSQL, autocommit plans run on the
+"""The fast path (`checkpointer.fastpath`): on PostgreSQL, autocommit plans run on the
 pooled DBAPI cursor when nobody listens to the engine's statements. These tests prove
 it is taken, returns what `Connection` returns, leaves pooled connections as it found
 them, and fails the way `Connection` fails."""
