@@ -126,7 +126,13 @@ def _why_not(engine: Engine) -> str | None:
             if not hasattr(owner, name):
                 return f"{type(owner).__name__} has no {name!r}"
     compiled = TRIAL.compile(dialect=dialect)
-    for name in ("positiontup", "escaped_bind_names", "binds", "literal_execute_params"):
+    for name in (
+        "positiontup",
+        "escaped_bind_names",
+        "binds",
+        "literal_execute_params",
+        "post_compile_params",
+    ):
         if not hasattr(compiled, name):
             return f"SQLAlchemy's compiled statements have no {name!r}"
     if "escape_names" not in inspect.signature(compiled.construct_params).parameters:
@@ -143,6 +149,9 @@ def _why_not(engine: Engine) -> str | None:
         target = engine.pool if where == "sqlalchemy.pool.Pool" else _resolve(where)
         if target is None or not hasattr(target, name):
             return f"{where} has no {name!r}"
+    for name in ("checkout", "checkin", "reset"):
+        if not hasattr(engine.pool.dispatch, name):
+            return f"the pool's events have no {name!r}"
     return None
 
 
