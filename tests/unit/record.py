@@ -1,0 +1,362 @@
+"""Record what every plan yields, is sent back and returns, on real databases, for the
+unit tests to replay without one. Run by hand from the repository root:
+
+    .venv/bin/python -m tests.unit.record
+
+It makes a PostgreSQL database of its own on the test server (see `tests/pg_server.py`,
+dropped afterwards) and a SQLite file, runs the scenarios below through the real sync
+saver (`SQLAlchemySaver`) with the `Planner`'s methods wrapped, so each plan's steps
+pass through a recorder on their way to the executor, and rewrites
+`tests/unit/recordings/<method>/<case>.<dialect>.json`. Ids, versions and timestamps are
+fixed, so re-recording unchanged code changes nothing but the row order a database may
+choose.
+
+A recording holds the planner call (`method`, `args`), one entry per plan (`atomic`,
+then `events`: each step's statement reference, params, fetch, last and the rows sent
+back, or an emitted value; then what the plan returned or raised), and what the saver
+call returned or raised (`result` / `raises`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.base import Checkpoint
+from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
+from sqlalchemy import create_engine
+
+from checkpointer import SQLAlchemySaver
+from checkpointer.plans import Emit, Plan, Planner, Step
+from checkpointer.statements import PageShape, Statements
+
+from ..conftest import _create_database, drop_database, pg_database_url
+from .replay import METHODS, RECORDINGS
+from .tagged import encode
+
+CALLED = ("keep_chain", "delta_history", "list_page")
+"""Statements made by a call (per channel count or page shape): referenced by the call."""
+
+
+SAVER_METHODS = {"delta_history": "get_delta_channel_history"}
+"""The saver method that runs a planner method, where their names differ."""
+
+
+def cid(n: int) -> str:
+    """Checkpoint id `n`: uuid6-shaped, ordered by `n` like real ones by time."""
+    return f"1f0d3c00-{n:04x}-6000-8000-000000000000"
+
+
+def version(n: int) -> str:
+    return f"{n:032}.{0.25:016}"
+
+
+def checkpoint(n: int, values: dict[str, Any], versions: dict[str, str], v: int = 4) -> Checkpoint:
+    return Checkpoint(
+        v=v,
+        id=cid(n),
+        ts=f"2026-12-07T21:{n // 60:02d}:{n % 60:02d}+00:00",
+        channel_values=values,
+        channel_versions=versions,
+        versions_seen={},
+    )
+
+
+def config(thread: str, n: int | None = None, ns: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"thread_id": thread, "checkpoint_ns": ns}
+    if n is not None:
+        out["checkpoint_id"] = cid(n)
+    return {"configurable": out}
+
+
+class Recorder:
+    """Wraps plans so their steps are recorded as the saver runs them."""
+
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
+        self.refs: dict[int, dict[str, Any]] = {}
+        self.plans: list[dict[str, Any]] = []
+        for name, attr in vars(Statements).items():
+            if isinstance(attr, cached_property):
+                value = getattr(statements, name)
+                if isinstance(value, tuple):
+                    for i, item in enumerate(value):
+                        self.refs[id(item)] = {"attr": name, "index": i}
+                elif value is not None:
+                    self.refs[id(value)] = {"attr": name}
+
+    @contextmanager
+    def hooked(self) -> Iterator[None]:
+        """Planner methods return recorded plans; called statements note their calls."""
+        saved: dict[tuple[type, str], Any] = {}
+
+        def plans(name: str, original: Any) -> Any:
+            def method(planner: Planner, *args: Any, **kwargs: Any) -> Any:
+                out = original(planner, *args, **kwargs)
+                if name == "put":
+                    return self.wrap(out[0]), out[1]
+                if name == "prune":
+                    return (self.wrap(p) for p in out)
+                return self.wrap(out)
+
+            return method
+
+        def called(name: str, original: Any) -> Any:
+            def method(statements: Statements, *args: Any) -> Any:
+                out = original(statements, *args)
+                stmt = out[0] if name == "list_page" else out
+                if name == "list_page":
+                    shape, filter = args
+                    ref = {"call": name, "shape": dataclasses.asdict(shape), "filter": filter}
+                else:
+                    ref = {"call": name, "args": list(args)}
+                self.refs[id(stmt)] = encode(ref)
+                return out
+
+            return method
+
+        for name in METHODS:
+            saved[(Planner, name)] = getattr(Planner, name)
+            setattr(Planner, name, plans(name, saved[(Planner, name)]))
+        for name in CALLED:
+            saved[(Statements, name)] = getattr(Statements, name)
+            setattr(Statements, name, called(name, saved[(Statements, name)]))
+        try:
+            yield
+        finally:
+            for (owner, name), original in saved.items():
+                setattr(owner, name, original)
+
+    def wrap(self, plan: Plan[Any]) -> Plan[Any]:
+        entry: dict[str, Any] = {"atomic": plan.atomic, "events": []}
+        self.plans.append(entry)
+        return dataclasses.replace(plan, steps=self._steps(plan.steps, entry))
+
+    def _steps(self, inner: Generator[Any, Any, Any], entry: dict[str, Any]) -> Any:
+        events = entry["events"]
+        try:
+            item = next(inner)
+            while True:
+                if isinstance(item, Emit):
+                    events.append({"emit": encode(item.value)})
+                    item = inner.send((yield item))
+                    continue
+                assert isinstance(item, Step)
+                event = {"step": self.describe(item)}
+                events.append(event)
+                rows = yield item
+                event["rows"] = None if rows is None else [encode(dict(r)) for r in rows]
+                item = inner.send(rows)
+        except StopIteration as done:
+            entry["returns"] = encode(done.value)
+            return done.value
+        except Exception as error:
+            entry["raises"] = {"type": type(error).__name__, "message": str(error)}
+            raise
+
+    def describe(self, step: Step) -> dict[str, Any]:
+        ref = self.refs.get(id(step.statement))
+        if ref is None:
+            raise LookupError(f"a step's statement is no known Statements member: {step}")
+        return {
+            "statement": ref,
+            "params": encode(step.params),
+            "fetch": step.fetch,
+            "last": step.last,
+        }
+
+
+class Session:
+    """One dialect's recordings: each case runs one saver call with the recorder on."""
+
+    def __init__(self, saver: SQLAlchemySaver, dialect: str) -> None:
+        self.saver, self.dialect = saver, dialect
+        self.recorder = Recorder(saver.plans.statements)
+        self.written: list[Path] = []
+
+    def case(self, method: str, name: str, args: dict[str, Any], call: Callable[[], Any]) -> None:
+        self.recorder.plans = []
+        out: dict[str, Any] = {"dialect": self.dialect, "method": method, "args": encode(args)}
+        with self.recorder.hooked():
+            try:
+                result = call()
+                if method != "list_checkpoints":  # its result is what the plan emitted
+                    out["result"] = encode(result)
+                else:
+                    list(result)
+            except Exception as error:
+                out["raises"] = {"type": type(error).__name__, "message": str(error)}
+        out["plans"] = self.recorder.plans
+        path = RECORDINGS / method / f"{name}.{self.dialect}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_dump(out))
+        self.written.append(path)
+
+    # -- saver calls, one per planner method ------------------------------------------
+
+    def put(self, name: str, cfg: dict[str, Any], cp: Checkpoint, metadata: dict[str, Any],
+            new_versions: dict[str, str]) -> None:  # fmt: skip
+        args = {"config": cfg, "checkpoint": cp, "metadata": metadata, "new_versions": new_versions}
+        self.case("put", name, args, lambda: self.saver.put(**args))
+
+    def put_writes(self, name: str, cfg: dict[str, Any], writes: list[tuple[str, Any]],
+                   task_id: str, task_path: str = "") -> None:  # fmt: skip
+        args = {"config": cfg, "writes": writes, "task_id": task_id, "task_path": task_path}
+        self.case("put_writes", name, args, lambda: self.saver.put_writes(**args))
+
+    def get_tuple(self, name: str, cfg: dict[str, Any]) -> None:
+        self.case("get_tuple", name, {"config": cfg}, lambda: self.saver.get_tuple(cfg))
+
+    def list(self, name: str, cfg: dict[str, Any] | None, **kwargs: Any) -> None:
+        args = {"config": cfg, **kwargs}
+        self.case("list_checkpoints", name, args, lambda: self.saver.list(cfg, **kwargs))
+
+    def run(self, method: str, name: str, **args: Any) -> None:
+        call = getattr(self.saver, SAVER_METHODS.get(method, method))
+        self.case(method, name, args, lambda: call(**args))
+
+
+def scenarios(s: Session) -> None:
+    """Every planner method, each on the rows the cases before it left behind."""
+    v = version
+    # put: blobs (a dict, bytes), an inline value, a version without a value (an
+    # "empty" blob); then inline values only; then a DeltaChannel snapshot marker
+    s.put("with_blobs", config("main"),
+          checkpoint(1, {"count": 1, "doc": {"a": [1, 2]}, "raw": b"\x00\x01"},
+                     {"count": v(1), "doc": v(1), "raw": v(1), "idle": v(1)}),
+          {"source": "input", "step": -1},
+          {"count": v(1), "doc": v(1), "raw": v(1), "idle": v(1)})  # fmt: skip
+    s.put("inline_only", config("main", 1),
+          checkpoint(2, {"count": 2}, {"count": v(2), "doc": v(1), "raw": v(1), "idle": v(1)}),
+          {"source": "loop", "step": 0}, {"count": v(2)})  # fmt: skip
+    s.put("delta_snapshot", config("main", 2),
+          checkpoint(3, {"count": 3, "log": _DeltaSnapshot(["a", "b"])},
+                     {"count": v(3), "doc": v(1), "raw": v(1), "idle": v(1), "log": v(3)}),
+          {"source": "loop", "step": 1, "counters_since_delta_snapshot": {"log": 0}},
+          {"count": v(3), "log": v(3)})  # fmt: skip
+    # put_writes: ordinary writes; special channels (fixed negative idx, the last of two
+    # writes to one special channel stands); nothing to write
+    s.put_writes("ordinary", config("main", 2), [("doc", {"x": 1}), ("count", 5)],
+                 "task-a", "~__pregel_pull, a")  # fmt: skip
+    s.put_writes("special", config("main", 3),
+                 [("__error__", "boom"), ("__interrupt__", ["why"]), ("__error__", "again")],
+                 "task-b")  # fmt: skip
+    s.put_writes("empty", config("main", 3), [], "task-c")
+    # get_tuple
+    s.get_tuple("latest", config("main"))
+    s.get_tuple("by_id", config("main", 2))
+    s.get_tuple("missing", config("main", 99))
+    # a format-1 checkpoint whose parent holds pending sends
+    s.put("old_format_parent", config("old"), checkpoint(10, {}, {"count": v(1)}, v=1),
+          {"source": "input", "step": -1}, {"count": v(1)})  # fmt: skip
+    s.put_writes("old_format_sends", config("old", 10), [(TASKS, "send-1"), (TASKS, "send-2")],
+                 "task-s")  # fmt: skip
+    s.put("old_format_child", config("old", 10), checkpoint(11, {"count": 2}, {"count": v(2)}, v=1),
+          {"source": "loop", "step": 0}, {"count": v(2)})  # fmt: skip
+    s.get_tuple("old_format_sends", config("old", 11))
+    # list: 65 small checkpoints, so pages of LIST_CHUNK (64) are crossed
+    for i in range(65):
+        cp = checkpoint(100 + i, {}, {})
+        tag = {"tag": "rare"} if i in (3, 64) else {}
+        s.saver.put(config("many", 100 + i - 1 if i else None), cp, {"step": i, **tag}, {})
+    s.list("thread_across_pages", config("many"))
+    s.list("before_limit", config("main"), before=config("main", 3), limit=1)
+    s.list("filter_all_threads", None, filter={"tag": "rare"})
+    s.list("checkpoint_id", config("main", 2))
+    s.list("limit_zero", config("main"), limit=0)
+    # delta history: a snapshot seed (blob), an inline seed (value), writes on the way
+    s.saver.put(config("delta"), checkpoint(200, {"log": _DeltaSnapshot(["s0"]), "n": 7},
+                                            {"log": v(1), "n": v(1)}),
+                {"step": -1, "counters_since_delta_snapshot": {"log": 0}},
+                {"log": v(1), "n": v(1)})  # fmt: skip
+    s.saver.put_writes(config("delta", 200), [("log", "w1"), ("n", 8)], "task-d1")
+    s.saver.put(config("delta", 200), checkpoint(201, {"n": 8}, {"log": v(2), "n": v(2)}),
+                {"step": 0, "counters_since_delta_snapshot": {"log": 1}}, {"log": v(2), "n": v(2)})  # fmt: skip
+    s.saver.put_writes(config("delta", 201), [("log", "w2"), ("log", "w3")], "task-d2", "~b")
+    s.saver.put(config("delta", 201), checkpoint(202, {"n": 8}, {"log": v(3), "n": v(2)}),
+                {"step": 1, "counters_since_delta_snapshot": {"log": 2}}, {"log": v(3)})  # fmt: skip
+    s.run("delta_history", "seeds_and_writes", config=config("delta", 202),
+          channels=["log", "n", "absent"])  # fmt: skip
+    s.run("delta_history", "no_channels", config=config("delta"), channels=[])
+    # copy_thread: to an empty thread, then to one that has rows
+    s.run("copy_thread", "empty_target", source_thread_id="delta", target_thread_id="copy")
+    s.run("copy_thread", "target_not_empty", source_thread_id="main", target_thread_id="copy")
+    # delete_for_runs: one run's checkpoints go, another run's stay; an unknown run
+    s.saver.put(config("runs"), checkpoint(300, {"doc": [1]}, {"doc": v(1)}),
+                {"run_id": "run-a"}, {"doc": v(1)})  # fmt: skip
+    s.saver.put_writes(config("runs", 300), [("doc", [2])], "task-r")
+    s.saver.put(config("runs", 300), checkpoint(301, {"doc": [3]}, {"doc": v(2)}),
+                {"run_id": "run-b"}, {"doc": v(2)})  # fmt: skip
+    s.run("delete_for_runs", "one_run", run_ids=["run-a", "run-unknown"])
+    s.run("delete_for_runs", "unknown_run", run_ids=["run-unknown"])
+    # prune keep_latest: a delta chain kept back to its snapshot, a format-1 head's
+    # parent kept for its sends, a namespace with one checkpoint left alone
+    s.saver.put(config("delta", 202, "child"), checkpoint(203, {}, {}), {"step": 0}, {})
+    s.saver.put(config("delta", 202), checkpoint(204, {"n": 9}, {"log": v(4), "n": v(3)}),
+                {"step": 2, "counters_since_delta_snapshot": {"log": 3}}, {"log": v(4), "n": v(3)})  # fmt: skip
+    s.run("prune", "keep_latest", thread_ids=["delta", "old", "nobody"], strategy="keep_latest")
+    s.run("prune", "delete", thread_ids=["copy", "runs", "copy"], strategy="delete")
+    # delete_thread
+    s.run("delete_thread", "main", thread_id="main")
+
+
+def _dump(out: dict[str, Any]) -> str:
+    """JSON with one line per event, so a re-recording's diff shows which ones changed."""
+
+    def compact(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    lines = ["{"]
+    for key in ("dialect", "method", "args", "result", "raises"):
+        if key in out:
+            lines.append(f" {compact(key)}: {compact(out[key])},")
+    lines.append(' "plans": [')
+    for n, plan in enumerate(out["plans"]):
+        head = {k: v for k, v in plan.items() if k != "events"}
+        lines.append(f"  {compact(head)[:-1]}, \"events\": [")
+        lines += [f"   {compact(e)}," for e in plan["events"]]
+        if plan["events"]:
+            lines[-1] = lines[-1][:-1]
+        lines.append("  ]}" + ("," if n < len(out["plans"]) - 1 else ""))
+    lines.append(" ]")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _record(url: str, dialect: str) -> list[Path]:
+    engine = create_engine(url)
+    try:
+        saver = SQLAlchemySaver(engine)
+        saver.setup()
+        session = Session(saver, dialect)
+        scenarios(session)
+        return session.written
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    if RECORDINGS.exists():
+        shutil.rmtree(RECORDINGS)
+    name = f"cp_unit_record_{uuid.uuid4().hex[:8]}"
+    _create_database(name)
+    try:
+        written = _record(pg_database_url(name, "psycopg"), "postgresql")
+    finally:
+        drop_database(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        written += _record(f"sqlite:///{tmp}/record.db", "sqlite")
+    for path in written:
+        print(f"{path.stat().st_size:7,d}  {path.relative_to(RECORDINGS)}")
+
+
+if __name__ == "__main__":
+    main()
