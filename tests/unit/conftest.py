@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,10 +36,9 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def no_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     wanted = DATABASE_FIXTURES.intersection(request.fixturenames)
     if wanted:
         pytest.fail(f"a unit test asked for database fixtures {sorted(wanted)}", pytrace=False)
     for owner, name in CUT_OFF:
         monkeypatch.setattr(owner, name, _refuse)
-    yield

@@ -36,7 +36,7 @@ from sqlalchemy import create_engine
 
 from checkpointer import SQLAlchemySaver
 from checkpointer.plans import Emit, Plan, Planner, Step
-from checkpointer.statements import PageShape, Statements
+from checkpointer.statements import Statements
 
 from ..conftest import _create_database, drop_database, pg_database_url
 from .replay import METHODS, RECORDINGS
@@ -202,13 +202,25 @@ class Session:
 
     # -- saver calls, one per planner method ------------------------------------------
 
-    def put(self, name: str, cfg: dict[str, Any], cp: Checkpoint, metadata: dict[str, Any],
-            new_versions: dict[str, str]) -> None:  # fmt: skip
+    def put(
+        self,
+        name: str,
+        cfg: dict[str, Any],
+        cp: Checkpoint,
+        metadata: dict[str, Any],
+        new_versions: dict[str, str],
+    ) -> None:
         args = {"config": cfg, "checkpoint": cp, "metadata": metadata, "new_versions": new_versions}
         self.case("put", name, args, lambda: self.saver.put(**args))
 
-    def put_writes(self, name: str, cfg: dict[str, Any], writes: list[tuple[str, Any]],
-                   task_id: str, task_path: str = "") -> None:  # fmt: skip
+    def put_writes(
+        self,
+        name: str,
+        cfg: dict[str, Any],
+        writes: list[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
         args = {"config": cfg, "writes": writes, "task_id": task_id, "task_path": task_path}
         self.case("put_writes", name, args, lambda: self.saver.put_writes(**args))
 
@@ -229,38 +241,73 @@ def scenarios(s: Session) -> None:
     v = version
     # put: blobs (a dict, bytes), an inline value, a version without a value (an
     # "empty" blob); then inline values only; then a DeltaChannel snapshot marker
-    s.put("with_blobs", config("main"),
-          checkpoint(1, {"count": 1, "doc": {"a": [1, 2]}, "raw": b"\x00\x01"},
-                     {"count": v(1), "doc": v(1), "raw": v(1), "idle": v(1)}),
-          {"source": "input", "step": -1},
-          {"count": v(1), "doc": v(1), "raw": v(1), "idle": v(1)})  # fmt: skip
-    s.put("inline_only", config("main", 1),
-          checkpoint(2, {"count": 2}, {"count": v(2), "doc": v(1), "raw": v(1), "idle": v(1)}),
-          {"source": "loop", "step": 0}, {"count": v(2)})  # fmt: skip
-    s.put("delta_snapshot", config("main", 2),
-          checkpoint(3, {"count": 3, "log": _DeltaSnapshot(["a", "b"])},
-                     {"count": v(3), "doc": v(1), "raw": v(1), "idle": v(1), "log": v(3)}),
-          {"source": "loop", "step": 1, "counters_since_delta_snapshot": {"log": 0}},
-          {"count": v(3), "log": v(3)})  # fmt: skip
+    s.put(
+        "with_blobs",
+        config("main"),
+        checkpoint(
+            1,
+            {"count": 1, "doc": {"a": [1, 2]}, "raw": b"\x00\x01"},
+            {"count": v(1), "doc": v(1), "raw": v(1), "idle": v(1)},
+        ),
+        {"source": "input", "step": -1},
+        {"count": v(1), "doc": v(1), "raw": v(1), "idle": v(1)},
+    )
+    s.put(
+        "inline_only",
+        config("main", 1),
+        checkpoint(2, {"count": 2}, {"count": v(2), "doc": v(1), "raw": v(1), "idle": v(1)}),
+        {"source": "loop", "step": 0},
+        {"count": v(2)},
+    )
+    s.put(
+        "delta_snapshot",
+        config("main", 2),
+        checkpoint(
+            3,
+            {"count": 3, "log": _DeltaSnapshot(["a", "b"])},
+            {"count": v(3), "doc": v(1), "raw": v(1), "idle": v(1), "log": v(3)},
+        ),
+        {"source": "loop", "step": 1, "counters_since_delta_snapshot": {"log": 0}},
+        {"count": v(3), "log": v(3)},
+    )
     # put_writes: ordinary writes; special channels (fixed negative idx, the last of two
     # writes to one special channel stands); nothing to write
-    s.put_writes("ordinary", config("main", 2), [("doc", {"x": 1}), ("count", 5)],
-                 "task-a", "~__pregel_pull, a")  # fmt: skip
-    s.put_writes("special", config("main", 3),
-                 [("__error__", "boom"), ("__interrupt__", ["why"]), ("__error__", "again")],
-                 "task-b")  # fmt: skip
+    s.put_writes(
+        "ordinary",
+        config("main", 2),
+        [("doc", {"x": 1}), ("count", 5)],
+        "task-a",
+        "~__pregel_pull, a",
+    )
+    s.put_writes(
+        "special",
+        config("main", 3),
+        [("__error__", "boom"), ("__interrupt__", ["why"]), ("__error__", "again")],
+        "task-b",
+    )
     s.put_writes("empty", config("main", 3), [], "task-c")
     # get_tuple
     s.get_tuple("latest", config("main"))
     s.get_tuple("by_id", config("main", 2))
     s.get_tuple("missing", config("main", 99))
     # a format-1 checkpoint whose parent holds pending sends
-    s.put("old_format_parent", config("old"), checkpoint(10, {}, {"count": v(1)}, v=1),
-          {"source": "input", "step": -1}, {"count": v(1)})  # fmt: skip
-    s.put_writes("old_format_sends", config("old", 10), [(TASKS, "send-1"), (TASKS, "send-2")],
-                 "task-s")  # fmt: skip
-    s.put("old_format_child", config("old", 10), checkpoint(11, {"count": 2}, {"count": v(2)}, v=1),
-          {"source": "loop", "step": 0}, {"count": v(2)})  # fmt: skip
+    s.put(
+        "old_format_parent",
+        config("old"),
+        checkpoint(10, {}, {"count": v(1)}, v=1),
+        {"source": "input", "step": -1},
+        {"count": v(1)},
+    )
+    s.put_writes(
+        "old_format_sends", config("old", 10), [(TASKS, "send-1"), (TASKS, "send-2")], "task-s"
+    )
+    s.put(
+        "old_format_child",
+        config("old", 10),
+        checkpoint(11, {"count": 2}, {"count": v(2)}, v=1),
+        {"source": "loop", "step": 0},
+        {"count": v(2)},
+    )
     s.get_tuple("old_format_sends", config("old", 11))
     # list: 65 small checkpoints, so pages of LIST_CHUNK (64) are crossed
     for i in range(65):
@@ -273,35 +320,61 @@ def scenarios(s: Session) -> None:
     s.list("checkpoint_id", config("main", 2))
     s.list("limit_zero", config("main"), limit=0)
     # delta history: a snapshot seed (blob), an inline seed (value), writes on the way
-    s.saver.put(config("delta"), checkpoint(200, {"log": _DeltaSnapshot(["s0"]), "n": 7},
-                                            {"log": v(1), "n": v(1)}),
-                {"step": -1, "counters_since_delta_snapshot": {"log": 0}},
-                {"log": v(1), "n": v(1)})  # fmt: skip
+    s.saver.put(
+        config("delta"),
+        checkpoint(200, {"log": _DeltaSnapshot(["s0"]), "n": 7}, {"log": v(1), "n": v(1)}),
+        {"step": -1, "counters_since_delta_snapshot": {"log": 0}},
+        {"log": v(1), "n": v(1)},
+    )
     s.saver.put_writes(config("delta", 200), [("log", "w1"), ("n", 8)], "task-d1")
-    s.saver.put(config("delta", 200), checkpoint(201, {"n": 8}, {"log": v(2), "n": v(2)}),
-                {"step": 0, "counters_since_delta_snapshot": {"log": 1}}, {"log": v(2), "n": v(2)})  # fmt: skip
+    s.saver.put(
+        config("delta", 200),
+        checkpoint(201, {"n": 8}, {"log": v(2), "n": v(2)}),
+        {"step": 0, "counters_since_delta_snapshot": {"log": 1}},
+        {"log": v(2), "n": v(2)},
+    )
     s.saver.put_writes(config("delta", 201), [("log", "w2"), ("log", "w3")], "task-d2", "~b")
-    s.saver.put(config("delta", 201), checkpoint(202, {"n": 8}, {"log": v(3), "n": v(2)}),
-                {"step": 1, "counters_since_delta_snapshot": {"log": 2}}, {"log": v(3)})  # fmt: skip
-    s.run("delta_history", "seeds_and_writes", config=config("delta", 202),
-          channels=["log", "n", "absent"])  # fmt: skip
+    s.saver.put(
+        config("delta", 201),
+        checkpoint(202, {"n": 8}, {"log": v(3), "n": v(2)}),
+        {"step": 1, "counters_since_delta_snapshot": {"log": 2}},
+        {"log": v(3)},
+    )
+    s.run(
+        "delta_history",
+        "seeds_and_writes",
+        config=config("delta", 202),
+        channels=["log", "n", "absent"],
+    )
     s.run("delta_history", "no_channels", config=config("delta"), channels=[])
     # copy_thread: to an empty thread, then to one that has rows
     s.run("copy_thread", "empty_target", source_thread_id="delta", target_thread_id="copy")
     s.run("copy_thread", "target_not_empty", source_thread_id="main", target_thread_id="copy")
     # delete_for_runs: one run's checkpoints go, another run's stay; an unknown run
-    s.saver.put(config("runs"), checkpoint(300, {"doc": [1]}, {"doc": v(1)}),
-                {"run_id": "run-a"}, {"doc": v(1)})  # fmt: skip
+    s.saver.put(
+        config("runs"),
+        checkpoint(300, {"doc": [1]}, {"doc": v(1)}),
+        {"run_id": "run-a"},
+        {"doc": v(1)},
+    )
     s.saver.put_writes(config("runs", 300), [("doc", [2])], "task-r")
-    s.saver.put(config("runs", 300), checkpoint(301, {"doc": [3]}, {"doc": v(2)}),
-                {"run_id": "run-b"}, {"doc": v(2)})  # fmt: skip
+    s.saver.put(
+        config("runs", 300),
+        checkpoint(301, {"doc": [3]}, {"doc": v(2)}),
+        {"run_id": "run-b"},
+        {"doc": v(2)},
+    )
     s.run("delete_for_runs", "one_run", run_ids=["run-a", "run-unknown"])
     s.run("delete_for_runs", "unknown_run", run_ids=["run-unknown"])
     # prune keep_latest: a delta chain kept back to its snapshot, a format-1 head's
     # parent kept for its sends, a namespace with one checkpoint left alone
     s.saver.put(config("delta", 202, "child"), checkpoint(203, {}, {}), {"step": 0}, {})
-    s.saver.put(config("delta", 202), checkpoint(204, {"n": 9}, {"log": v(4), "n": v(3)}),
-                {"step": 2, "counters_since_delta_snapshot": {"log": 3}}, {"log": v(4), "n": v(3)})  # fmt: skip
+    s.saver.put(
+        config("delta", 202),
+        checkpoint(204, {"n": 9}, {"log": v(4), "n": v(3)}),
+        {"step": 2, "counters_since_delta_snapshot": {"log": 3}},
+        {"log": v(4), "n": v(3)},
+    )
     s.run("prune", "keep_latest", thread_ids=["delta", "old", "nobody"], strategy="keep_latest")
     s.run("prune", "delete", thread_ids=["copy", "runs", "copy"], strategy="delete")
     # delete_thread
@@ -321,7 +394,7 @@ def _dump(out: dict[str, Any]) -> str:
     lines.append(' "plans": [')
     for n, plan in enumerate(out["plans"]):
         head = {k: v for k, v in plan.items() if k != "events"}
-        lines.append(f"  {compact(head)[:-1]}, \"events\": [")
+        lines.append(f'  {compact(head)[:-1]}, "events": [')
         lines += [f"   {compact(e)}," for e in plan["events"]]
         if plan["events"]:
             lines[-1] = lines[-1][:-1]

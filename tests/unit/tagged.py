@@ -49,7 +49,7 @@ def decode(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     if len(data) == 1:
-        (tag, inner), = data.items()
+        ((tag, inner),) = data.items()
         if tag == "$bytes":
             return base64.b64decode(inner)
         if tag == "$tuple":

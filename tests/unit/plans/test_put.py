@@ -34,7 +34,7 @@ def test_put_on_postgresql_is_one_statement_with_blob_arrays() -> None:
     assert step.statement is planner("postgresql").statements.put_checkpoint
     params: Any = step.params
     assert params["b_channel"] == ["doc", "raw", "idle"]
-    assert params["b_type"][2] == "empty" and params["b_blob"][2] is None
+    assert (params["b_type"][2], params["b_blob"][2]) == ("empty", None)
     assert params["checkpoint"]["channel_values"] == {"count": 1}
 
 

@@ -1,0 +1,134 @@
+"""Every statement, compiled for each dialect without a database: one statement per
+construct, every key a bound parameter, no input value rendered into the SQL."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+import pytest
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from checkpointer.statements import PageShape, Statements, for_dialect
+
+from ..replay import DIALECTS, METHODS, recordings, resolve
+
+ENGINES: dict[str, Dialect] = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
+
+FILTER = {"source": "loop", "step": 3, "nested": {"a": [1, "x"]}, "flag": True, "none": None}
+
+
+def _shapes() -> Iterator[PageShape]:
+    """Every page shape `Planner.list_checkpoints` can ask for."""
+    for thread, ns, cid, before, after_key, whole in itertools.product([False, True], repeat=6):
+        if (ns or cid) and not thread:
+            continue
+        yield PageShape(thread, ns, cid, before, after_key, limit=not whole, chunk=whole)
+
+
+def every_statement(st: Statements) -> dict[str, Executable]:
+    """Each statement a dialect's `Statements` makes, by name."""
+    out: dict[str, Executable] = {}
+    for klass in type(st).__mro__:
+        for name, attr in vars(klass).items():
+            if not isinstance(attr, cached_property):
+                continue
+            value = getattr(st, name)
+            if isinstance(value, tuple):
+                out.update({f"{name}[{i}]": v for i, v in enumerate(value)})
+            elif isinstance(value, Executable):
+                out[name] = value
+    for n in (1, 2, 3):
+        out[f"keep_chain({n})"] = st.keep_chain(n)
+        out[f"delta_history({n})"] = st.delta_history(n)
+    for shape in _shapes():
+        out[f"list_page({shape})"] = st.list_page(shape, None)[0]
+        out[f"list_page({shape}, filter)"] = st.list_page(shape, FILTER)[0]
+    return out
+
+
+ALL = [(d, name) for d in DIALECTS for name in every_statement(for_dialect(d))]
+
+
+def _compiled(dialect: str, statement: Executable) -> SQLCompiler:
+    return statement.compile(dialect=ENGINES[dialect])  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(("dialect", "name"), ALL, ids=[f"{d}-{n}" for d, n in ALL])
+def test_each_statement_compiles_to_one_statement(dialect: str, name: str) -> None:
+    """A construct is one SQL statement (one round trip), with no semicolon joining two.
+    Mutation: `write_lock` returns `text("SELECT 1; SELECT 1")` -> fails (sqlite-write_lock)."""
+    statement = every_statement(for_dialect(dialect))[name]
+    sql = str(_compiled(dialect, statement)).strip()
+    assert sql
+    assert ";" not in sql
+
+
+SHARED_PARAMS = {"prune_trim"}
+"""Statement tuples a plan runs with one params dict: a key need only be bound by one
+of them (`prune_trim`: the detaching UPDATE has no use for `head` and `keep`, the
+DELETEs none for `keep_all`; none of these keys names a column, so the UPDATE's SET
+clause is untouched)."""
+
+
+def _recorded_steps() -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    for method in METHODS:
+        for rec in recordings(method):
+            for n, plan in enumerate(rec["plans"]):
+                for i, event in enumerate(e for e in plan["events"] if "step" in e):
+                    step = event["step"]
+                    params = step["params"]
+                    if isinstance(params, list):
+                        params = params[0]  # executemany: every row has the same keys
+                    yield f"{rec['id']}-{n}-{i}", rec["dialect"], step["statement"], params or {}
+
+
+STEPS = list(_recorded_steps())
+
+
+@pytest.mark.parametrize(("case", "dialect", "ref", "params"), STEPS, ids=[s[0] for s in STEPS])
+def test_recorded_params_fill_exactly_the_bound_keys(
+    case: str, dialect: str, ref: dict[str, Any], params: dict[str, Any]
+) -> None:
+    """Every param a plan passes names a bound parameter of its statement, and every
+    bound parameter without a value of its own is passed.
+    Mutation: `bindparam("thread_id")` -> `bindparam("thread")` in `Statements.page`
+    -> fails (every get_tuple and list case with a thread)."""
+    st = for_dialect(dialect)
+    binds = _compiled(dialect, resolve(st, ref)).binds
+    bound = set(binds)
+    if ref.get("attr") in SHARED_PARAMS:
+        for sibling in getattr(st, ref["attr"]):
+            bound |= set(_compiled(dialect, sibling).binds)
+    assert set(params) <= bound, f"not bound: {set(params) - bound}"
+    required = {key for key, bind in binds.items() if bind.required}
+    assert required <= set(params), f"never passed: {required - set(params)}"
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+@pytest.mark.parametrize(("case", "dialect", "ref", "params"), STEPS, ids=[s[0] for s in STEPS])
+def test_no_input_value_is_rendered_into_the_sql(
+    case: str, dialect: str, ref: dict[str, Any], params: dict[str, Any]
+) -> None:
+    """With the recorded params expanded as the driver will receive them (expanding
+    `IN` lists and literal-execute parameters rendered), no input string appears as a
+    SQL literal: values travel as parameters.
+    Mutation: `bindparam("thread_id")` -> `bindparam("thread_id", literal_execute=True)`
+    in `Statements.delete_thread` -> fails (delete_thread cases)."""
+    compiled = _compiled(dialect, resolve(for_dialect(dialect), ref))
+    expanded = compiled.construct_expanded_state(dict(params))
+    values = {s for v in params.values() for s in _strings(v) if len(s) > 1}
+    leaked = sorted(v for v in values if f"'{v}'" in expanded.statement)
+    assert not leaked, f"rendered as literals: {leaked}"
