@@ -8,6 +8,7 @@
   executemany inside a transaction.
 - Data-modifying CTEs: PostgreSQL writes blobs and their checkpoint in one statement;
   SQLite needs two, in a transaction.
+- Column types: JSONB and BYTEA on PostgreSQL (`with_variant`), for `schema`.
 - JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
   filter: JSONB containment (`@>`, served by a GIN index) on PostgreSQL, the same
   meaning rebuilt from nested `json_each` on SQLite.
@@ -17,7 +18,6 @@ A filter key is always a bound value, never part of the SQL text or of a JSON pa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +28,7 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Integer,
+    LargeBinary,
     Table,
     Text,
     and_,
@@ -45,6 +46,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
 from sqlalchemy.sql.dml import Insert
+
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+"""Column type of a JSON document (`checkpoint`, `metadata`): JSONB on PostgreSQL, for
+containment filters and their GIN index."""
+
+Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
+"""Column type of a serialized value."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,18 @@ class Dialect:
         return insert.on_conflict_do_nothing(  # type: ignore[no-any-return]
             index_elements=list(table.primary_key.columns)
         )
+
+    def array_rows(
+        self,
+        texts: tuple[str, ...],
+        binaries: tuple[str, ...] = (),
+        integers: tuple[str, ...] = (),
+        *,
+        prefix: str,
+    ) -> Any:
+        """A batch of rows bound as one array parameter per column (`prefix` + name),
+        as a derived table `batch` with those columns (`batch_as_arrays` only)."""
+        raise NotImplementedError(f"no array parameters for dialect {self.name!r}")
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         """Rows `(key, value)` of a checkpoint document's `channel_versions`, as text."""
@@ -170,15 +190,25 @@ def _value_shape(value: Any) -> Any:
     return _json_kind(value)
 
 
-def canonical_json(value: Any) -> str:
-    """Compact JSON with sorted keys: how our metadata is stored, so equal documents are
-    equal texts on SQLite."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 class _Postgres(Dialect):
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
+
+    def array_rows(
+        self,
+        texts: tuple[str, ...],
+        binaries: tuple[str, ...] = (),
+        integers: tuple[str, ...] = (),
+        *,
+        prefix: str,
+    ) -> Any:
+        names = [*texts, *binaries, *integers]
+        arrays = (
+            [bindparam(prefix + n, type_=ARRAY(Text)) for n in texts]
+            + [bindparam(prefix + n, type_=ARRAY(BYTEA)) for n in binaries]
+            + [bindparam(prefix + n, type_=ARRAY(Integer)) for n in integers]
+        )
+        return func.unnest(*arrays).table_valued(*names).render_derived(name="batch")
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         return (
@@ -222,18 +252,6 @@ class _Postgres(Dialect):
         values = self.json_member(document, "channel_values")
         marker = values.op("->", return_type=JSONB)(key) == literal_column("'true'::jsonb", JSONB)
         return or_(not_(values.has_key(key)), marker)
-
-    @staticmethod
-    def text_array(name: str) -> Any:
-        return bindparam(name, type_=ARRAY(Text))
-
-    @staticmethod
-    def int_array(name: str) -> Any:
-        return bindparam(name, type_=ARRAY(Integer))
-
-    @staticmethod
-    def bytes_array(name: str) -> Any:
-        return bindparam(name, type_=ARRAY(BYTEA))
 
 
 class _Sqlite(Dialect):
@@ -342,4 +360,4 @@ def for_name(name: str) -> Dialect:
     )
 
 
-__all__ = ["Dialect", "canonical_json", "filter_shape", "for_name"]
+__all__ = ["Blob", "Dialect", "JsonDocument", "filter_shape", "for_name"]

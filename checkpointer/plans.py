@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -72,7 +72,6 @@ class Plan(Generic[T]):
 
     steps: Steps[T]
     atomic: bool = False
-    emits: bool = field(default=False)
 
 
 class Planner:
@@ -178,7 +177,7 @@ class Planner:
             if limit <= 0:
                 return Plan(_none())
         clean = codec.clean_json(dict(filter), "filter") if filter else None
-        return Plan(self._list(shape, clean, params, limit), emits=True)
+        return Plan(self._list(shape, clean, params, limit))
 
     def _list(
         self,
