@@ -84,8 +84,8 @@ class Recorder:
         self.statements = statements
         self.refs: dict[int, dict[str, Any]] = {}
         self.plans: list[dict[str, Any]] = []
-        for name, attr in vars(Statements).items():
-            if isinstance(attr, cached_property):
+        for name in dir(Statements):
+            if isinstance(getattr(Statements, name, None), cached_property):
                 value = getattr(statements, name)
                 if isinstance(value, tuple):
                     for i, item in enumerate(value):

@@ -160,6 +160,10 @@ CASES = [
 def test_statement_binds_its_keys_and_holds_no_value(
     dialect: str, driver: str, label: str, statement: Executable | None, keys: set[str] | None
 ) -> None:
+    """One statement, no literal but the known ones, exactly the keys the plans pass,
+    and no value in a bind but our constants.
+    Mutation: `bindparam("thread_id", type_=Text)` -> `bindparam("thread", ...)` in
+    `Operations.thread_rows` -> fails (thread_rows binds ['thread'])."""
     if keys is None:
         assert statement is None, f"{label} exists on {dialect}, which should have none"
         return
@@ -181,7 +185,8 @@ def test_statement_binds_its_keys_and_holds_no_value(
 @pytest.mark.parametrize("dialect", DRIVERS)
 def test_statements_are_built_once(dialect: str) -> None:
     """The same statement object on every call (the compiled cache is keyed by it), and
-    one per filter shape whatever the filter's keys and values."""
+    one per filter shape whatever the filter's keys and values.
+    Mutation: drop `@cache` from `History.delta_history` -> fails."""
     s = for_dialect(dialect)
     assert for_dialect(dialect) is s
     assert s.get_latest is s.get_latest
@@ -197,7 +202,9 @@ def test_statements_are_built_once(dialect: str) -> None:
 
 def test_only_dialects_imports_sqlalchemy_dialects() -> None:
     """What differs per database lives in `checkpointer.dialects` (Alembic revisions,
-    frozen copies of the schema at their time, may name dialect types too)."""
+    frozen copies of the schema at their time, may name dialect types too).
+    Mutation: `from sqlalchemy.dialects import postgresql` in statements/writes.py ->
+    fails."""
     root = Path(checkpointer.__file__).parent
     found = []
     for path in sorted(root.rglob("*.py")):
