@@ -198,6 +198,19 @@ MUTATIONS = [
         "        if not names:\n            return Plan(_value({}))\n",
         "",
     ),
+    # plans/test_coverage.py
+    Mutation(
+        "plans/test_coverage.py::test_every_planner_method_is_recorded",
+        "tests/unit/replay.py",
+        '    "prune",\n',
+        "",
+    ),
+    Mutation(
+        "plans/test_coverage.py::test_every_statement_is_run_by_a_recorded_plan",
+        "tests/unit/replay.py",
+        '    "copy_thread",\n',
+        "",
+    ),
     # statements/test_recorded_params.py
     Mutation(
         "statements/test_recorded_params.py::test_recorded_params_fill_exactly_the_bound_keys",
