@@ -30,7 +30,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.base import Checkpoint
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
 from sqlalchemy import create_engine
 
@@ -59,18 +58,20 @@ def version(n: int) -> str:
     return f"{n:032}.{0.25:016}"
 
 
-def checkpoint(n: int, values: dict[str, Any], versions: dict[str, str], v: int = 4) -> Checkpoint:
-    return Checkpoint(
-        v=v,
-        id=cid(n),
-        ts=f"2026-12-07T21:{n // 60:02d}:{n % 60:02d}+00:00",
-        channel_values=values,
-        channel_versions=versions,
-        versions_seen={},
-    )
+def checkpoint(n: int, values: dict[str, Any], versions: dict[str, str], v: int = 4) -> Any:
+    """A checkpoint document as LangGraph makes them (without `updated_channels`, which
+    older versions did not have and nothing here reads)."""
+    return {
+        "v": v,
+        "id": cid(n),
+        "ts": f"2026-12-07T21:{n // 60:02d}:{n % 60:02d}+00:00",
+        "channel_values": values,
+        "channel_versions": versions,
+        "versions_seen": {},
+    }
 
 
-def config(thread: str, n: int | None = None, ns: str = "") -> dict[str, Any]:
+def config(thread: str, n: int | None = None, ns: str = "") -> Any:
     out: dict[str, Any] = {"thread_id": thread, "checkpoint_ns": ns}
     if n is not None:
         out["checkpoint_id"] = cid(n)
@@ -150,7 +151,7 @@ class Recorder:
                     item = inner.send((yield item))
                     continue
                 assert isinstance(item, Step)
-                event = {"step": self.describe(item)}
+                event: dict[str, Any] = {"step": self.describe(item)}
                 events.append(event)
                 rows = yield item
                 event["rows"] = None if rows is None else [encode(dict(r)) for r in rows]
@@ -178,7 +179,8 @@ class Session:
     """One dialect's recordings: each case runs one saver call with the recorder on."""
 
     def __init__(self, saver: SQLAlchemySaver, dialect: str) -> None:
-        self.saver, self.dialect = saver, dialect
+        self.saver: Any = saver  # called with the recorded (untyped) arguments
+        self.dialect = dialect
         self.recorder = Recorder(saver.plans.statements)
         self.written: list[Path] = []
 
@@ -206,11 +208,12 @@ class Session:
         self,
         name: str,
         cfg: dict[str, Any],
-        cp: Checkpoint,
+        cp: Any,
         metadata: dict[str, Any],
         new_versions: dict[str, str],
     ) -> None:
-        args = {"config": cfg, "checkpoint": cp, "metadata": metadata, "new_versions": new_versions}
+        args: dict[str, Any] = {"config": cfg, "checkpoint": cp, "metadata": metadata}
+        args["new_versions"] = new_versions
         self.case("put", name, args, lambda: self.saver.put(**args))
 
     def put_writes(
@@ -221,7 +224,8 @@ class Session:
         task_id: str,
         task_path: str = "",
     ) -> None:
-        args = {"config": cfg, "writes": writes, "task_id": task_id, "task_path": task_path}
+        args: dict[str, Any] = {"config": cfg, "writes": writes, "task_id": task_id}
+        args["task_path"] = task_path
         self.case("put_writes", name, args, lambda: self.saver.put_writes(**args))
 
     def get_tuple(self, name: str, cfg: dict[str, Any]) -> None:

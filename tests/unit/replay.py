@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,12 @@ def drive(plan: Plan[Any], rows: Iterable[Rows | None]) -> Trace:
             sent = next(feed)
         except StopIteration:
             return trace
+
+
+def params(step: Step) -> dict[str, Any]:
+    """A step's params when they are one mapping (not an executemany list)."""
+    assert isinstance(step.params, Mapping), f"{step} has no single params mapping"
+    return dict(step.params)
 
 
 def planner(dialect: str) -> Planner:

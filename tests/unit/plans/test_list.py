@@ -9,7 +9,17 @@ import pytest
 
 from checkpointer.statements import LIST_CHUNK, PageShape
 
-from ..replay import DIALECTS, drive, ids, planner, recorded_rows, recording, recordings, replay
+from ..replay import (
+    DIALECTS,
+    drive,
+    ids,
+    params,
+    planner,
+    recorded_rows,
+    recording,
+    recordings,
+    replay,
+)
 from ..tagged import decode, encode
 
 LISTS = recordings("list_checkpoints")
@@ -57,8 +67,7 @@ def test_limit_across_pages_bounds_the_last_page(dialect: str) -> None:
     )
     assert first.statement is expected_first
     assert second.statement is expected_second
-    assert second.params is not None
-    assert second.params["limit"] == 1
+    assert params(second)["limit"] == 1
     recorded_emits = [e["emit"] for e in rec["plans"][0]["events"] if "emit" in e]
     assert [encode(t) for t in trace.emitted] == recorded_emits[:65]
     assert trace.raised is None

@@ -17,7 +17,10 @@ from checkpointer.statements import for_dialect
 
 from ..replay import METHODS, recordings, resolve
 
-ENGINES: dict[str, Dialect] = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
+ENGINES: dict[str, Dialect] = {
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
+}
 
 
 def _compiled(dialect: str, statement: Executable) -> SQLCompiler:
