@@ -1,8 +1,9 @@
 """Checkpoints, metadata and writes to row values and back, through the saver's serde.
 
-Pure functions: no SQLAlchemy, no I/O. What goes where follows the official PostgreSQL
-saver so both can share a database: primitives stay inline in the checkpoint document,
-every other channel value is a blob row keyed by its channel version.
+Pure functions: no SQLAlchemy, no I/O; rows read back by the labels `rows` names. What
+goes where follows the official PostgreSQL saver so both can share a database:
+primitives stay inline in the checkpoint document, every other channel value is a blob
+row keyed by its channel version.
 """
 
 from __future__ import annotations
@@ -24,6 +25,21 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
+
+from .rows import (
+    BLOB,
+    CHANNEL,
+    CHECKPOINT,
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    IDX,
+    METADATA,
+    PARENT_CHECKPOINT_ID,
+    TASK_ID,
+    TASK_PATH,
+    THREAD_ID,
+    TYPE,
+)
 
 EMPTY = "empty"
 """Blob type of a channel that has a version but no value."""
@@ -238,7 +254,7 @@ def next_version(current: str | int | float | None) -> str:
 
 
 def sort_writes(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(rows, key=lambda r: writes_sort_key(r["task_path"] or "", r["task_id"], r["idx"]))
+    return sorted(rows, key=lambda r: writes_sort_key(r[TASK_PATH] or "", r[TASK_ID], r[IDX]))
 
 
 def decode_writes(
@@ -246,8 +262,7 @@ def decode_writes(
 ) -> list[PendingWrite]:
     """Pending writes in `writes_sort_key` order, the order LangGraph applies them."""
     return [
-        (r["task_id"], r["channel"], serde.loads_typed((r["type"], r["blob"])))
-        for r in sort_writes(rows)
+        (r[TASK_ID], r[CHANNEL], serde.loads_typed((r[TYPE], r[BLOB]))) for r in sort_writes(rows)
     ]
 
 
@@ -260,25 +275,25 @@ def decode_tuple(
 ) -> CheckpointTuple:
     """A `CheckpointTuple` from its checkpoint row, the blob rows its versions name,
     its writes, and (for checkpoints older than format 4) its parent's TASKS writes."""
-    document = dict(row["checkpoint"])
+    document = dict(row[CHECKPOINT])
     values = dict(document.get("channel_values") or {})
     for blob in blobs:
-        if blob["type"] != EMPTY:
-            values[blob["channel"]] = serde.loads_typed((blob["type"], blob["blob"]))
+        if blob[TYPE] != EMPTY:
+            values[blob[CHANNEL]] = serde.loads_typed((blob[TYPE], blob[BLOB]))
     document["channel_values"] = values
-    if document.get("v", 0) < 4 and row["parent_checkpoint_id"]:
+    if document.get("v", 0) < 4 and row[PARENT_CHECKPOINT_ID]:
         sends = sort_writes(parent_sends)
         if sends:
-            values[TASKS] = [serde.loads_typed((s["type"], s["blob"])) for s in sends]
+            values[TASKS] = [serde.loads_typed((s[TYPE], s[BLOB])) for s in sends]
             versions = dict(document.get("channel_versions") or {})
             versions[TASKS] = max(versions.values()) if versions else next_version(None)
             document["channel_versions"] = versions
-    thread_id, ns = row["thread_id"], row["checkpoint_ns"]
-    parent = row["parent_checkpoint_id"]
+    thread_id, ns = row[THREAD_ID], row[CHECKPOINT_NS]
+    parent = row[PARENT_CHECKPOINT_ID]
     return CheckpointTuple(
-        config=_config(thread_id, ns, row["checkpoint_id"]),
+        config=_config(thread_id, ns, row[CHECKPOINT_ID]),
         checkpoint=cast(Checkpoint, document),
-        metadata=cast(CheckpointMetadata, row["metadata"]),
+        metadata=cast(CheckpointMetadata, row[METADATA]),
         parent_config=_config(thread_id, ns, parent) if parent else None,
         pending_writes=decode_writes(serde, writes),
     )

@@ -103,13 +103,11 @@ class Dialect:
 
     def array_rows(
         self,
-        texts: tuple[str, ...],
-        binaries: tuple[str, ...] = (),
-        integers: tuple[str, ...] = (),
-        *,
-        prefix: str,
+        texts: Mapping[str, str],
+        binaries: Mapping[str, str] | None = None,
+        integers: Mapping[str, str] | None = None,
     ) -> Any:
-        """A batch of rows bound as one array parameter per column (`prefix` + name),
+        """A batch of rows bound as one array parameter per column (`{column: key}`),
         as a derived table `batch` with those columns (`batch_as_arrays` only)."""
         raise NotImplementedError(f"no array parameters for dialect {self.name!r}")
 
@@ -196,18 +194,19 @@ class _Postgres(Dialect):
 
     def array_rows(
         self,
-        texts: tuple[str, ...],
-        binaries: tuple[str, ...] = (),
-        integers: tuple[str, ...] = (),
-        *,
-        prefix: str,
+        texts: Mapping[str, str],
+        binaries: Mapping[str, str] | None = None,
+        integers: Mapping[str, str] | None = None,
     ) -> Any:
-        names = [*texts, *binaries, *integers]
-        arrays = (
-            [bindparam(prefix + n, type_=ARRAY(Text)) for n in texts]
-            + [bindparam(prefix + n, type_=ARRAY(BYTEA)) for n in binaries]
-            + [bindparam(prefix + n, type_=ARRAY(Integer)) for n in integers]
-        )
+        typed: list[tuple[Mapping[str, str], Any]] = [
+            (texts, Text),
+            (binaries or {}, BYTEA),
+            (integers or {}, Integer),
+        ]
+        names = [column for columns, _ in typed for column in columns]
+        arrays = [
+            bindparam(key, type_=ARRAY(item)) for columns, item in typed for key in columns.values()
+        ]
         return func.unnest(*arrays).table_valued(*names).render_derived(name="batch")
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:

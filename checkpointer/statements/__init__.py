@@ -5,6 +5,7 @@ Identifiers come from `schema`; values are always bound. One module per family:
 `writes` (put, put_writes, delete_thread), `reads` (get_tuple and list pages),
 `operations` (delete_for_runs, copy_thread, prune), `walk` (the parent-chain walk) and
 `history` (delta history over the walk). `Statements` gathers them for one dialect.
+The labels of the rows they return and the keys they bind are named in `rows`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from sqlalchemy import Select, Text, cast, literal, null, select
 
 from .. import schema
 from ..dialects import Dialect
+from ..rows import KIND
 
 cp, blobs, writes = schema.checkpoints, schema.checkpoint_blobs, schema.checkpoint_writes
 
@@ -25,7 +26,7 @@ def tagged(kind: str, shape: Mapping[str, Any], columns: Mapping[str, Any]) -> S
     """A row of kind `kind` with every column of `shape` (label: SQL type) in order,
     NULL where `columns` has none: the branches of a `UNION ALL` line up by position."""
     return select(
-        literal(kind, Text).label("kind"),
+        literal(kind, Text).label(KIND),
         *(
             (columns[name] if name in columns else cast(null(), type_)).label(name)
             for name, type_ in shape.items()

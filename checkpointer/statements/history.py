@@ -23,18 +23,39 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import CompoundSelect
 
 from ..dialects import Blob, JsonDocument
+from ..rows import (
+    BLOB,
+    CHANNEL,
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    DEPTH,
+    IDX,
+    KIND_BLOB,
+    KIND_VALUE,
+    KIND_WRITE,
+    TASK_ID,
+    TASK_PATH,
+    THREAD_ID,
+    TYPE,
+    VALUE,
+    channel_key,
+    walk_has_blob,
+    walk_has_inline,
+    walk_stored_nearer,
+    walk_version,
+)
 from .common import Family, blobs, cp, tagged, writes
 from .walk import chain_walk, lookup
 
 _HISTORY_COLUMNS: dict[str, Any] = {
-    "checkpoint_id": Text,
-    "channel": Text,
-    "task_id": Text,
-    "task_path": Text,
-    "idx": Integer,
-    "type": Text,
-    "blob": Blob,
-    "value": JsonDocument,
+    CHECKPOINT_ID: Text,
+    CHANNEL: Text,
+    TASK_ID: Text,
+    TASK_PATH: Text,
+    IDX: Integer,
+    TYPE: Text,
+    BLOB: Blob,
+    VALUE: JsonDocument,
 }
 """The columns of a history row (`checkpoint_id` and `channel` always set)."""
 
@@ -50,12 +71,12 @@ class History(Family):
         checkpoint they belong to (ancestors have smaller ids: oldest first is id order)."""
         d = self.dialect
         walk = chain_walk(d, channels, count_target=False)
-        thread = bindparam("thread_id", type_=Text)
-        ns = bindparam("checkpoint_ns", type_=Text)
+        thread = bindparam(THREAD_ID, type_=Text)
+        ns = bindparam(CHECKPOINT_NS, type_=Text)
         branches: list[Select[Any]] = []
         for i in range(channels):
-            ch = bindparam(f"ch_{i}", type_=Text)
-            on_chain = and_(walk.c.depth > 0, not_(walk.c[f"acc_{i}"]))
+            ch = bindparam(channel_key(i), type_=Text)
+            on_chain = and_(walk.c[DEPTH] > 0, not_(walk.c[walk_stored_nearer(i)]))
             branches += self._chain_writes(walk, on_chain, ch, i)
             found, b = lookup(
                 d,
@@ -65,13 +86,13 @@ class History(Family):
                     blobs.c.thread_id == thread,
                     blobs.c.checkpoint_ns == ns,
                     blobs.c.channel == ch,
-                    blobs.c.version == walk.c[f"ver_{i}"],
+                    blobs.c.version == walk.c[walk_version(i)],
                 ],
             )
             branches.append(
-                _history_row("b", walk.c.checkpoint_id, ch, {n: b.c[n] for n in ("type", "blob")})
+                _history_row(KIND_BLOB, walk.c.checkpoint_id, ch, {n: b.c[n] for n in (TYPE, BLOB)})
                 .select_from(found)
-                .where(on_chain, walk.c[f"hb_{i}"])
+                .where(on_chain, walk.c[walk_has_blob(i)])
             )
             found, c = lookup(
                 d,
@@ -85,13 +106,13 @@ class History(Family):
             )
             branches.append(
                 _history_row(
-                    "v",
+                    KIND_VALUE,
                     walk.c.checkpoint_id,
                     ch,
-                    {"value": d.json_member(c.c.checkpoint, "channel_values")},
+                    {VALUE: d.json_member(c.c.checkpoint, "channel_values")},
                 )
                 .select_from(found)
-                .where(on_chain, walk.c[f"in_{i}"], not_(walk.c[f"hb_{i}"]))
+                .where(on_chain, walk.c[walk_has_inline(i)], not_(walk.c[walk_has_blob(i)]))
             )
         return union_all(*branches)
 
@@ -103,9 +124,9 @@ class History(Family):
         membership test (500 lookups: 1.1 ms; the scan: 0.5). Which one runs is decided
         once per statement (a one-time filter), from a count capped at twice the chain,
         so a short chain across a long fork never scans the history in between."""
-        thread = bindparam("thread_id", type_=Text)
-        ns = bindparam("checkpoint_ns", type_=Text)
-        columns = ("task_id", "task_path", "idx", "type", "blob")
+        thread = bindparam(THREAD_ID, type_=Text)
+        ns = bindparam(CHECKPOINT_NS, type_=Text)
+        columns = (TASK_ID, TASK_PATH, IDX, TYPE, BLOB)
         found, w = lookup(
             self.dialect,
             walk,
@@ -118,7 +139,7 @@ class History(Family):
             ],
         )
         lookups = (
-            _history_row("w", walk.c.checkpoint_id, ch, {n: w.c[n] for n in columns})
+            _history_row(KIND_WRITE, walk.c.checkpoint_id, ch, {n: w.c[n] for n in columns})
             .select_from(found)
             .where(on_chain)
         )
@@ -149,7 +170,7 @@ class History(Family):
         )
         is_linear = select(linear.c[0]).scalar_subquery()
         scan = _history_row(
-            "w", writes.c.checkpoint_id, ch, {n: writes.c[n] for n in columns}
+            KIND_WRITE, writes.c.checkpoint_id, ch, {n: writes.c[n] for n in columns}
         ).where(
             writes.c.thread_id == thread,
             writes.c.checkpoint_ns == ns,
@@ -169,5 +190,5 @@ def _history_row(
     kind: str, checkpoint_id: Any, channel: Any, columns: dict[str, Any]
 ) -> Select[Any]:
     return tagged(
-        kind, _HISTORY_COLUMNS, {"checkpoint_id": checkpoint_id, "channel": channel, **columns}
+        kind, _HISTORY_COLUMNS, {CHECKPOINT_ID: checkpoint_id, CHANNEL: channel, **columns}
     )

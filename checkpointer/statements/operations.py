@@ -32,6 +32,23 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import Delete, Insert, Update
 
 from .. import schema
+from ..rows import (
+    CHECKPOINT_ID,
+    COUNT,
+    DEPTH,
+    HEAD,
+    KEEP,
+    KEEP_ALL,
+    PARENT_SENDS,
+    PRUNE_NS,
+    PRUNE_THREAD,
+    RUN_IDS,
+    SOURCE,
+    TARGET,
+    THREAD_ID,
+    THREAD_IDS,
+    VERSIONS,
+)
 from .common import Family, blobs, cp, writes
 from .walk import chain_walk
 
@@ -70,7 +87,7 @@ class Operations(Family):
         """Delete the blobs of the threads `thread_ids` that no checkpoint of theirs
         references: a set difference (blob keys EXCEPT the versions named by surviving
         checkpoints), so a blob shared by a deleted and a kept checkpoint stays."""
-        threads: Any = bindparam("thread_ids", expanding=True)
+        threads: Any = bindparam(THREAD_IDS, expanding=True)
         versions = self.dialect.channel_versions(cp.c.checkpoint)
         stored = select(blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version)
         referenced = (
@@ -90,13 +107,13 @@ class Operations(Family):
     @cached_property
     def delete_threads(self) -> tuple[Delete, ...]:
         """Delete every row of the threads `thread_ids` (a batch)."""
-        threads: Any = bindparam("thread_ids", expanding=True)
+        threads: Any = bindparam(THREAD_IDS, expanding=True)
         return tuple(delete(t).where(t.c.thread_id.in_(threads)) for t in (writes, blobs, cp))
 
     @cached_property
     def thread_rows(self) -> Select[Any]:
         """Whether the thread `thread_id` has checkpoints, writes, blobs."""
-        thread = bindparam("thread_id", type_=Text)
+        thread = bindparam(THREAD_ID, type_=Text)
         return select(  # type: ignore[return-value]
             *(exists().where(t.c.thread_id == thread).label(t.name) for t in (cp, writes, blobs))
         )
@@ -104,12 +121,12 @@ class Operations(Family):
     @cached_property
     def copy_thread(self) -> tuple[Insert, ...]:
         """Copy every row of thread `source` to thread `target`, ids unchanged."""
-        source = bindparam("source", type_=Text)
-        target = bindparam("target", type_=Text)
+        source = bindparam(SOURCE, type_=Text)
+        target = bindparam(TARGET, type_=Text)
         out = []
         for t in (cp, blobs, writes):
             names = [c.name for c in t.columns]
-            columns = [target if n == "thread_id" else t.c[n] for n in names]
+            columns = [target if n == THREAD_ID else t.c[n] for n in names]
             out.append(
                 insert(t).from_select(names, select(*columns).where(t.c.thread_id == source))
             )
@@ -120,13 +137,13 @@ class Operations(Family):
         """Per namespace of the thread `thread_id`: its latest checkpoint (id, parent,
         metadata, channel versions, and whether it is older than format 4 and reads
         pending sends from its parent's writes) and how many checkpoints it has."""
-        thread = bindparam("thread_id", type_=Text)
+        thread = bindparam(THREAD_ID, type_=Text)
         d = self.dialect
         h = (
             select(
                 cp.c.checkpoint_ns,
-                func.max(cp.c.checkpoint_id).label("head"),
-                func.count().label("n"),
+                func.max(cp.c.checkpoint_id).label(HEAD),
+                func.count().label(COUNT),
             )
             .where(cp.c.thread_id == thread)
             .group_by(cp.c.checkpoint_ns)
@@ -134,8 +151,8 @@ class Operations(Family):
         )
         return select(
             h.c.checkpoint_ns,
-            h.c.head,
-            h.c.n,
+            h.c[HEAD],
+            h.c[COUNT],
             cp.c.parent_checkpoint_id,
             cp.c.metadata,
             and_(
@@ -146,24 +163,24 @@ class Operations(Family):
                     writes.c.checkpoint_id == cp.c.parent_checkpoint_id,
                     writes.c.channel == literal(TASKS, Text),
                 ),
-            ).label("parent_sends"),
-            d.json_member(cp.c.checkpoint, "channel_versions").label("versions"),
+            ).label(PARENT_SENDS),
+            d.json_member(cp.c.checkpoint, "channel_versions").label(VERSIONS),
         ).join_from(
             h,
             cp,
             and_(
                 cp.c.thread_id == thread,
                 cp.c.checkpoint_ns == h.c.checkpoint_ns,
-                cp.c.checkpoint_id == h.c.head,
+                cp.c.checkpoint_id == h.c[HEAD],
             ),
         )
 
     def _trim_where(self, t: Any) -> list[Any]:
         return [
-            t.c.thread_id == bindparam("prune_thread", type_=Text),
-            t.c.checkpoint_ns == bindparam("prune_ns", type_=Text),
-            t.c.checkpoint_id < bindparam("head", type_=Text),
-            t.c.checkpoint_id.not_in(bindparam("keep", expanding=True)),
+            t.c.thread_id == bindparam(PRUNE_THREAD, type_=Text),
+            t.c.checkpoint_ns == bindparam(PRUNE_NS, type_=Text),
+            t.c.checkpoint_id < bindparam(HEAD, type_=Text),
+            t.c.checkpoint_id.not_in(bindparam(KEEP, expanding=True)),
         ]
 
     @cached_property
@@ -171,12 +188,12 @@ class Operations(Family):
         """In one namespace, delete the checkpoints older than `head` that are not in
         `keep`, with their writes, and detach the kept ones whose parent is gone.
         Bounded by `head`, so whatever a run saves meanwhile is never touched."""
-        keep_all: Any = bindparam("keep_all", expanding=True)
+        keep_all: Any = bindparam(KEEP_ALL, expanding=True)
         detach = (
             update(cp)
             .where(
-                cp.c.thread_id == bindparam("prune_thread", type_=Text),
-                cp.c.checkpoint_ns == bindparam("prune_ns", type_=Text),
+                cp.c.thread_id == bindparam(PRUNE_THREAD, type_=Text),
+                cp.c.checkpoint_ns == bindparam(PRUNE_NS, type_=Text),
                 cp.c.checkpoint_id.in_(keep_all),
                 cp.c.parent_checkpoint_id.not_in(keep_all),
             )
@@ -193,8 +210,8 @@ class Operations(Family):
         """The ancestors of checkpoint `checkpoint_id` that reading it needs: the
         chain back to a stored value (a snapshot) of each channel `ch_<i>`."""
         walk = chain_walk(self.dialect, channels, count_target=True)
-        return select(walk.c.checkpoint_id).where(walk.c.depth > 0)
+        return select(walk.c[CHECKPOINT_ID]).where(walk.c[DEPTH] > 0)
 
 
 def _of_runs() -> ColumnElement[bool]:
-    return schema.run_id.in_(bindparam("run_ids", expanding=True))
+    return schema.run_id.in_(bindparam(RUN_IDS, expanding=True))

@@ -1,6 +1,7 @@
 """Reading checkpoints: one statement answers a page of checkpoints with their blobs and
-writes, as a `UNION ALL` of tagged rows (`kind` is `c` checkpoint, `b` blob, `w` write,
-`s` a pre-format-4 parent's pending send), which `plans` groups back per checkpoint.
+writes, as a `UNION ALL` of tagged rows (their `KIND`: checkpoint, blob, write, or a
+pre-format-4 parent's pending send; labels and kinds in `rows`), which `plans` groups
+back per checkpoint.
 
 Which filters a page has (not their values) decides its statement: one per `PageShape`,
 and per metadata filter shape, so SQLAlchemy's compiled cache stays small.
@@ -30,6 +31,31 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import CompoundSelect
 
 from ..dialects import Blob, Dialect, JsonDocument, filter_shape
+from ..rows import (
+    BEFORE,
+    BLOB,
+    CHANNEL,
+    CHECKPOINT,
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    FILTER_PREFIX,
+    IDX,
+    KEY_ID,
+    KEY_NS,
+    KEY_THREAD,
+    KIND_BLOB,
+    KIND_CHECKPOINT,
+    KIND_SEND,
+    KIND_WRITE,
+    LIMIT,
+    METADATA,
+    PARENT_CHECKPOINT_ID,
+    TASK_ID,
+    TASK_PATH,
+    THREAD_ID,
+    TYPE,
+    VERSION,
+)
 from .common import Family, blobs, cp, tagged, writes
 
 LIST_CHUNK = 64
@@ -72,17 +98,17 @@ class Reads(Family):
         namespace, so keyset pagination is exact)."""
         q = select(cp)
         if shape.thread:
-            q = q.where(cp.c.thread_id == bindparam("thread_id"))
+            q = q.where(cp.c.thread_id == bindparam(THREAD_ID))
         if shape.namespace:
-            q = q.where(cp.c.checkpoint_ns == bindparam("checkpoint_ns"))
+            q = q.where(cp.c.checkpoint_ns == bindparam(CHECKPOINT_NS))
         if shape.checkpoint_id:
-            q = q.where(cp.c.checkpoint_id == bindparam("checkpoint_id"))
+            q = q.where(cp.c.checkpoint_id == bindparam(CHECKPOINT_ID))
         if shape.before:
-            q = q.where(cp.c.checkpoint_id < bindparam("before"))
+            q = q.where(cp.c.checkpoint_id < bindparam(BEFORE))
         if shape.after_key:
             q = q.where(
                 tuple_(cp.c.checkpoint_id, cp.c.thread_id, cp.c.checkpoint_ns)
-                < tuple_(bindparam("key_id"), bindparam("key_thread"), bindparam("key_ns"))
+                < tuple_(bindparam(KEY_ID), bindparam(KEY_THREAD), bindparam(KEY_NS))
             )
         if filter_clause is not None:
             q = q.where(filter_clause)
@@ -95,7 +121,7 @@ class Reads(Family):
         if shape.chunk:
             return q.limit(literal_column(str(LIST_CHUNK), Integer))
         if shape.limit:
-            q = q.limit(bindparam("limit", type_=Integer))
+            q = q.limit(bindparam(LIMIT, type_=Integer))
         return q
 
     def read(self, page: Select[Any]) -> CompoundSelect[Any]:
@@ -110,12 +136,12 @@ class Reads(Family):
         )
         write_columns = {n: writes.c[n] for n in _ROW_COLUMNS if n in writes.c}
         return union_all(
-            _tagged("c", {n: p.c[n] for n in _ROW_COLUMNS if n in p.c and n != "type"}),
+            _tagged(KIND_CHECKPOINT, {n: p.c[n] for n in _ROW_COLUMNS if n in p.c and n != TYPE}),
             self._blobs_of(p, versions),
-            _tagged("w", write_columns).where(
+            _tagged(KIND_WRITE, write_columns).where(
                 write_key.in_(select(p.c.thread_id, p.c.checkpoint_ns, p.c.checkpoint_id))
             ),
-            _tagged("s", write_columns).where(
+            _tagged(KIND_SEND, write_columns).where(
                 writes.c.channel == literal(TASKS, Text), write_key.in_(old_parents)
             ),
         )
@@ -135,7 +161,7 @@ class Reads(Family):
             # (`jsonb_each_text` is estimated at 100 rows a document).
             blob = select(blobs).where(*key).limit(literal_column("1", Integer)).lateral("blob")
             return (
-                _tagged("b", {n: blob.c[n] for n in _ROW_COLUMNS if n in blob.c})
+                _tagged(KIND_BLOB, {n: blob.c[n] for n in _ROW_COLUMNS if n in blob.c})
                 .select_from(p)
                 .join(versions, self.dialect.may_have_blob(p.c.checkpoint, versions.c.key))
                 .join(blob, true())
@@ -148,7 +174,7 @@ class Reads(Family):
         blob_key = tuple_(
             blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version
         )
-        return _tagged("b", {n: blobs.c[n] for n in _ROW_COLUMNS if n in blobs.c}).where(
+        return _tagged(KIND_BLOB, {n: blobs.c[n] for n in _ROW_COLUMNS if n in blobs.c}).where(
             blob_key.in_(wanted)
         )
 
@@ -170,8 +196,8 @@ class Reads(Family):
         key = (shape, filter_shape(filter))
         statement = self._filtered.get(key)
         if statement is not None:
-            return statement, self.dialect.metadata_filter_params(filter, "f_")
-        clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, "f_")
+            return statement, self.dialect.metadata_filter_params(filter, FILTER_PREFIX)
+        clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, FILTER_PREFIX)
         if len(self._filtered) >= FILTER_SHAPES:
             self._filtered.clear()
         statement = self._filtered[key] = self.read(self.page(shape, clause))
@@ -183,19 +209,19 @@ class Reads(Family):
 
 
 _ROW_COLUMNS: dict[str, Any] = {
-    "thread_id": Text,
-    "checkpoint_ns": Text,
-    "checkpoint_id": Text,
-    "parent_checkpoint_id": Text,
-    "checkpoint": JsonDocument,
-    "metadata": JsonDocument,
-    "channel": Text,
-    "version": Text,
-    "type": Text,
-    "blob": Blob,
-    "task_id": Text,
-    "task_path": Text,
-    "idx": Integer,
+    THREAD_ID: Text,
+    CHECKPOINT_NS: Text,
+    CHECKPOINT_ID: Text,
+    PARENT_CHECKPOINT_ID: Text,
+    CHECKPOINT: JsonDocument,
+    METADATA: JsonDocument,
+    CHANNEL: Text,
+    VERSION: Text,
+    TYPE: Text,
+    BLOB: Blob,
+    TASK_ID: Text,
+    TASK_PATH: Text,
+    IDX: Integer,
 }
 """The columns of a read's tagged rows; a row leaves NULL what its kind lacks."""
 

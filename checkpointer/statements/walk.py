@@ -25,6 +25,19 @@ from sqlalchemy import (
 
 from .. import codec, schema
 from ..dialects import Dialect
+from ..rows import (
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    DEPTH,
+    THREAD_ID,
+    channel_key,
+    walk_has_blob,
+    walk_has_inline,
+    walk_near,
+    walk_stored_nearer,
+    walk_top,
+    walk_version,
+)
 
 cp, blobs = schema.checkpoints, schema.checkpoint_blobs
 
@@ -60,9 +73,9 @@ def chain_walk(dialect: Dialect, channels: int, count_target: bool) -> Any:
     An ancestor always has a smaller id (uuid6 is time-ordered), which also
     guarantees the walk ends even on a corrupt parent cycle."""
     d = dialect
-    thread = bindparam("thread_id", type_=Text)
-    ns = bindparam("checkpoint_ns", type_=Text)
-    names = [bindparam(f"ch_{i}", type_=Text) for i in range(channels)]
+    thread = bindparam(THREAD_ID, type_=Text)
+    ns = bindparam(CHECKPOINT_NS, type_=Text)
+    names = [bindparam(channel_key(i), type_=Text) for i in range(channels)]
 
     def probes(c: Any, real: bool, bounds: list[tuple[Any, Any]]) -> list[Any]:
         out: list[Any] = []
@@ -70,9 +83,9 @@ def chain_walk(dialect: Dialect, channels: int, count_target: bool) -> Any:
             version = d.json_text(c.c.checkpoint, "channel_versions", ch)
             if not real:
                 out += [
-                    version.label(f"ver_{i}"),
-                    false().label(f"hb_{i}"),
-                    false().label(f"in_{i}"),
+                    version.label(walk_version(i)),
+                    false().label(walk_has_blob(i)),
+                    false().label(walk_has_inline(i)),
                 ]
                 continue
             top, near = bounds[i]
@@ -85,9 +98,9 @@ def chain_walk(dialect: Dialect, channels: int, count_target: bool) -> Any:
             )
             none_here = and_(version <= top, or_(near.is_(None), version > near))
             out += [
-                version.label(f"ver_{i}"),
-                case((none_here, false()), else_=stored).label(f"hb_{i}"),
-                d.json_has_key(c.c.checkpoint, "channel_values", ch).label(f"in_{i}"),
+                version.label(walk_version(i)),
+                case((none_here, false()), else_=stored).label(walk_has_blob(i)),
+                d.json_has_key(c.c.checkpoint, "channel_values", ch).label(walk_has_inline(i)),
             ]
         return out
 
@@ -116,18 +129,21 @@ def chain_walk(dialect: Dialect, channels: int, count_target: bool) -> Any:
     anchor = select(
         target.c.checkpoint_id,
         target.c.parent_checkpoint_id,
-        literal(0, Integer).label("depth"),
-        *(false().label(f"acc_{i}") for i in range(channels)),
-        *(top.label(f"top_{i}") for i, top in enumerate(tops)),
-        *(near.label(f"near_{i}") for i, near in enumerate(nearest)),
+        literal(0, Integer).label(DEPTH),
+        *(false().label(walk_stored_nearer(i)) for i in range(channels)),
+        *(top.label(walk_top(i)) for i, top in enumerate(tops)),
+        *(near.label(walk_near(i)) for i, near in enumerate(nearest)),
         *probes(target, count_target, list(zip(tops, nearest, strict=True))),
     ).where(
         target.c.thread_id == thread,
         target.c.checkpoint_ns == ns,
-        target.c.checkpoint_id == func.coalesce(bindparam("checkpoint_id", type_=Text), latest),
+        target.c.checkpoint_id == func.coalesce(bindparam(CHECKPOINT_ID, type_=Text), latest),
     )
     walk = anchor.cte("walk", recursive=True)
-    done = [or_(walk.c[f"acc_{i}"], walk.c[f"hb_{i}"], walk.c[f"in_{i}"]) for i in range(channels)]
+    done = [
+        or_(walk.c[walk_stored_nearer(i)], walk.c[walk_has_blob(i)], walk.c[walk_has_inline(i)])
+        for i in range(channels)
+    ]
     parent = cp.alias("p")
     found, row = lookup(
         d,
@@ -144,12 +160,14 @@ def chain_walk(dialect: Dialect, channels: int, count_target: bool) -> Any:
         select(
             row.c.checkpoint_id,
             row.c.parent_checkpoint_id,
-            (walk.c.depth + 1).label("depth"),
-            *(done[i].label(f"acc_{i}") for i in range(channels)),
-            *(walk.c[f"top_{i}"] for i in range(channels)),
-            *(walk.c[f"near_{i}"] for i in range(channels)),
+            (walk.c[DEPTH] + 1).label(DEPTH),
+            *(done[i].label(walk_stored_nearer(i)) for i in range(channels)),
+            *(walk.c[walk_top(i)] for i in range(channels)),
+            *(walk.c[walk_near(i)] for i in range(channels)),
             *probes(
-                row, True, [(walk.c[f"top_{i}"], walk.c[f"near_{i}"]) for i in range(channels)]
+                row,
+                True,
+                [(walk.c[walk_top(i)], walk.c[walk_near(i)]) for i in range(channels)],
             ),
         )
         .select_from(found)

@@ -11,6 +11,28 @@ from functools import cached_property
 from sqlalchemy import Text, bindparam, delete, select
 from sqlalchemy.sql.expression import Delete, Insert
 
+from ..rows import (
+    B_BLOB,
+    B_CHANNEL,
+    B_CHECKPOINT_NS,
+    B_THREAD_ID,
+    B_TYPE,
+    B_VERSION,
+    BLOB,
+    CHANNEL,
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    IDX,
+    TASK_ID,
+    TASK_PATH,
+    THREAD_ID,
+    TYPE,
+    VERSION,
+    W_BLOB,
+    W_CHANNEL,
+    W_IDX,
+    W_TYPE,
+)
 from .common import Family, blobs, cp, writes
 
 BLOB_COLUMNS = ["thread_id", "checkpoint_ns", "channel", "version", "type", "blob"]
@@ -38,12 +60,14 @@ class Writes(Family):
         stmt = d.upsert(cp, d.insert(cp), ["checkpoint", "metadata"])
         if not d.cte_dml:
             return stmt
-        values = d.array_rows(("channel", "version", "type"), ("blob",), prefix="b_")
+        values = d.array_rows(
+            {CHANNEL: B_CHANNEL, VERSION: B_VERSION, TYPE: B_TYPE}, {BLOB: B_BLOB}
+        )
         blob_insert = d.insert(blobs).from_select(
             BLOB_COLUMNS,
             select(
-                bindparam("b_thread_id", type_=Text),
-                bindparam("b_checkpoint_ns", type_=Text),
+                bindparam(B_THREAD_ID, type_=Text),
+                bindparam(B_CHECKPOINT_NS, type_=Text),
                 values.c.channel,
                 values.c.version,
                 values.c.type,
@@ -59,15 +83,15 @@ class Writes(Family):
         d = self.dialect
         if d.batch_as_arrays:
             # one task's writes: what they share is bound once, the rest as arrays
-            values = d.array_rows(("channel", "type"), ("blob",), ("idx",), prefix="w_")
+            values = d.array_rows({CHANNEL: W_CHANNEL, TYPE: W_TYPE}, {BLOB: W_BLOB}, {IDX: W_IDX})
             insert = d.insert(writes).from_select(
                 WRITE_COLUMNS,
                 select(
-                    bindparam("thread_id", type_=Text),
-                    bindparam("checkpoint_ns", type_=Text),
-                    bindparam("checkpoint_id", type_=Text),
-                    bindparam("task_id", type_=Text),
-                    bindparam("task_path", type_=Text),
+                    bindparam(THREAD_ID, type_=Text),
+                    bindparam(CHECKPOINT_NS, type_=Text),
+                    bindparam(CHECKPOINT_ID, type_=Text),
+                    bindparam(TASK_ID, type_=Text),
+                    bindparam(TASK_PATH, type_=Text),
                     values.c.idx,
                     values.c.channel,
                     values.c.type,
@@ -83,5 +107,5 @@ class Writes(Family):
     @cached_property
     def delete_thread(self) -> tuple[Delete, ...]:
         return tuple(
-            delete(t).where(t.c.thread_id == bindparam("thread_id")) for t in (writes, blobs, cp)
+            delete(t).where(t.c.thread_id == bindparam(THREAD_ID)) for t in (writes, blobs, cp)
         )

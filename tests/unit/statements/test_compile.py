@@ -1,7 +1,9 @@
 """Every statement compiled for each dialect and driver, without a database: one statement
 per call, every key bound by the name the plans pass, and no value in it but our own
 constants (a caller's value in a statement would defeat the compiled cache and could
-reach the SQL text). Checked on the compiled form SQLAlchemy sends."""
+reach the SQL text). Checked on the compiled form SQLAlchemy sends. Also: the rows plans
+read carry the labels and kinds of the row contract (`checkpointer.rows`), the statement
+families never define one name twice, and only `dialects.py` imports a SQLAlchemy dialect."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from sqlalchemy.engine.interfaces import Dialect as SQLDialect
 from sqlalchemy.sql.base import Executable
 
 import checkpointer
-from checkpointer import codec
+from checkpointer import codec, rows
 from checkpointer.statements import LIST_CHUNK, PageShape, Statements, for_dialect
 
 DRIVERS = {"postgresql": ("asyncpg", "psycopg"), "sqlite": ("pysqlite", "aiosqlite")}
@@ -72,8 +74,10 @@ SHARED_KEYS: dict[str, set[str]] = {
     "prune_trim[2]": TRIM | {"keep_all"},
 }
 
+KINDS = {rows.KIND_CHECKPOINT, rows.KIND_BLOB, rows.KIND_WRITE, rows.KIND_SEND, rows.KIND_VALUE}
+
 CONSTANTS: list[Any] = [
-    *("c", "b", "w", "s", "v"),  # row kinds
+    *KINDS,
     TASKS,
     codec.EMPTY,
     *("channel_values", "channel_versions", "$.channel_values", "$.channel_versions", "$.v"),
@@ -217,3 +221,92 @@ def test_only_dialects_imports_sqlalchemy_dialects() -> None:
             if any(n.split(".")[:2] == ["sqlalchemy", "dialects"] for n in names):
                 found.append(path.relative_to(root).as_posix())
     assert sorted(set(found)) == ["dialects.py"]
+
+
+READ = [
+    rows.KIND,
+    rows.THREAD_ID,
+    rows.CHECKPOINT_NS,
+    rows.CHECKPOINT_ID,
+    rows.PARENT_CHECKPOINT_ID,
+    rows.CHECKPOINT,
+    rows.METADATA,
+    rows.CHANNEL,
+    rows.VERSION,
+    rows.TYPE,
+    rows.BLOB,
+    rows.TASK_ID,
+    rows.TASK_PATH,
+    rows.IDX,
+]
+HISTORY = [
+    rows.KIND,
+    rows.CHECKPOINT_ID,
+    rows.CHANNEL,
+    rows.TASK_ID,
+    rows.TASK_PATH,
+    rows.IDX,
+    rows.TYPE,
+    rows.BLOB,
+    rows.VALUE,
+]
+HEADS = [
+    rows.CHECKPOINT_NS,
+    rows.HEAD,
+    rows.COUNT,
+    rows.PARENT_CHECKPOINT_ID,
+    rows.METADATA,
+    rows.PARENT_SENDS,
+    rows.VERSIONS,
+]
+READ_KINDS = {rows.KIND_CHECKPOINT, rows.KIND_BLOB, rows.KIND_WRITE, rows.KIND_SEND}
+HISTORY_KINDS = {rows.KIND_WRITE, rows.KIND_BLOB, rows.KIND_VALUE}
+
+
+def _labelled(s: Statements) -> Iterator[tuple[str, Any, list[str], set[str]]]:
+    """The statements whose rows plans read: their labels and (tagged rows) kinds."""
+    yield "get_latest", s.get_latest, READ, READ_KINDS
+    yield "get_by_id", s.get_by_id, READ, READ_KINDS
+    shape = PageShape(thread=True, chunk=True)
+    yield "list_page", s.list_page(shape, None)[0], READ, READ_KINDS
+    yield "list_page filtered", s.list_page(shape, {"a": 1})[0], READ, READ_KINDS
+    for n in (1, 2, 3):
+        yield f"delta_history({n})", s.delta_history(n), HISTORY, HISTORY_KINDS
+        yield f"keep_chain({n})", s.keep_chain(n), [rows.CHECKPOINT_ID], set()
+    yield "prune_heads", s.prune_heads, HEADS, set()
+    yield "run_threads", s.run_threads, [rows.THREAD_ID], set()
+
+
+LABELLED = [(d, *case) for d in DRIVERS for case in _labelled(for_dialect(d))]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "label", "statement", "labels", "kinds"),
+    LABELLED,
+    ids=[f"{c[0]}-{c[1]}" for c in LABELLED],
+)
+def test_rows_carry_the_labels_plans_read(
+    dialect: str, label: str, statement: Any, labels: list[str], kinds: set[str]
+) -> None:
+    """Every branch of a `UNION ALL` has the labels of the row contract (`rows`), in
+    order (branches line up by position), and tags its rows with one of its kinds."""
+    branches = statement.selects if hasattr(statement, "selects") else [statement]
+    seen = set()
+    for branch in branches:
+        assert list(branch.selected_columns.keys()) == labels, f"{label}: {branch}"
+        if kinds:
+            seen.add(branch.selected_columns[0].element.value)
+    assert seen == kinds
+
+
+def test_families_define_each_name_once() -> None:
+    """`Statements` gathers its families by inheritance: a name defined by two of them
+    would silently hide one."""
+    families = Statements.__mro__[1:-2]  # without Statements itself, Family and object
+    assert len(families) >= 4
+    owners: dict[str, str] = {}
+    for family in families:
+        for name in vars(family):
+            if not name.startswith("__"):
+                assert name not in owners, f"{name} in {owners.get(name)} and {family.__name__}"
+                owners[name] = family.__name__
