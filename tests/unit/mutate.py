@@ -87,7 +87,7 @@ MUTATIONS = [
     Mutation(
         "plans/test_get_tuple.py::test_blobs_and_writes_join_their_checkpoint",
         C,
-        'if blob["type"] != EMPTY:',
+        "if blob[TYPE] != EMPTY:",
         "if True:",
     ),
     # plans/test_list.py
@@ -125,8 +125,8 @@ MUTATIONS = [
     Mutation(
         "plans/test_delete.py::test_delete_thread_yields_what_the_real_run_did",
         P,
-        '{"thread_id": codec.thread_key(thread_id)}),\n            atomic=True,',
-        '{"thread_id": codec.thread_key(thread_id)}),\n            atomic=False,',
+        "{THREAD_ID: codec.thread_key(thread_id)}),\n            atomic=True,",
+        "{THREAD_ID: codec.thread_key(thread_id)}),\n            atomic=False,",
     ),
     Mutation(
         "plans/test_delete.py::test_delete_for_runs_yields_what_the_real_run_did",
@@ -163,15 +163,14 @@ MUTATIONS = [
     Mutation(
         "plans/test_prune.py::test_prune_yields_what_the_real_run_did",
         P,
-        '            if h["parent_sends"]:\n'
-        '                keep.append(h["parent_checkpoint_id"])\n',
+        "            if h[PARENT_SENDS]:\n                keep.append(h[PARENT_CHECKPOINT_ID])\n",
         "",
     ),
     Mutation(
         "plans/test_prune.py::test_keep_latest_keeps_the_delta_chain",
         P,
-        'if h["n"] <= 1:',
-        'if h["n"] < 1:',
+        "if h[COUNT] <= 1:",
+        "if h[COUNT] < 1:",
     ),
     Mutation(
         "plans/test_prune.py::test_delete_strategy_deduplicates_threads",
@@ -183,8 +182,8 @@ MUTATIONS = [
     Mutation(
         "plans/test_delta_history.py::test_delta_history_yields_and_returns_what_the_real_run_did",
         P,
-        'seeds[channel] = (r["value"] or {}).get(channel)',
-        'seeds[channel] = r["value"]',
+        "seeds[channel] = (r[VALUE] or {}).get(channel)",
+        "seeds[channel] = r[VALUE]",
     ),
     Mutation(
         "plans/test_delta_history.py::test_writes_come_oldest_first_whatever_the_row_order",
@@ -215,20 +214,20 @@ MUTATIONS = [
     Mutation(
         "statements/test_recorded_params.py::test_recorded_params_fill_exactly_the_bound_keys",
         S + "reads.py",
-        'q = q.where(cp.c.thread_id == bindparam("thread_id"))',
+        "q = q.where(cp.c.thread_id == bindparam(THREAD_ID))",
         'q = q.where(cp.c.thread_id == bindparam("thread"))',
     ),
     Mutation(
         "statements/test_recorded_params.py::test_no_input_value_is_rendered_into_the_sql",
         S + "writes.py",
-        'delete(t).where(t.c.thread_id == bindparam("thread_id"))',
-        'delete(t).where(t.c.thread_id == bindparam("thread_id", literal_execute=True))',
+        "delete(t).where(t.c.thread_id == bindparam(THREAD_ID))",
+        "delete(t).where(t.c.thread_id == bindparam(THREAD_ID, literal_execute=True))",
     ),
     # statements/test_compile.py
     Mutation(
         "statements/test_compile.py::test_statement_binds_its_keys_and_holds_no_value",
         S + "operations.py",
-        'thread = bindparam("thread_id", type_=Text)\n        return select(',
+        "thread = bindparam(THREAD_ID, type_=Text)\n        return select(",
         'thread = bindparam("thread", type_=Text)\n        return select(',
     ),
     Mutation(

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from checkpointer.rows import THREAD_ID
+
 from ..replay import DIALECTS, ids, recording, recordings, replay
 
 DELETES = recordings("delete_thread")
@@ -17,7 +19,7 @@ def test_delete_thread_yields_what_the_real_run_did(rec: dict[str, Any]) -> None
     """Writes, blobs, then checkpoints of the thread, in one transaction.
     Mutation: `atomic=True` -> `atomic=False` in `Planner.delete_thread` -> fails."""
     (trace,) = replay(rec)
-    assert [s.params for s in trace.steps] == [{"thread_id": "main"}] * 3
+    assert [s.params for s in trace.steps] == [{THREAD_ID: "main"}] * 3
 
 
 @pytest.mark.parametrize("rec", RUNS, ids=ids(RUNS))

@@ -17,7 +17,7 @@ HISTORIES = recordings("delta_history")
 @pytest.mark.parametrize("rec", HISTORIES, ids=ids(HISTORIES))
 def test_delta_history_yields_and_returns_what_the_real_run_did(rec: dict[str, Any]) -> None:
     """One step (the walk for that many channels, marked last) and the saver's result.
-    Mutation: `(r["value"] or {}).get(channel)` -> `r["value"]` in
+    Mutation: `(r[VALUE] or {}).get(channel)` -> `r[VALUE]` in
     `Planner._delta_history` -> fails (the inline seed of `n` is the whole object)."""
     replay(rec)
 

@@ -38,7 +38,7 @@ def test_format_1_checkpoint_reads_its_parents_sends(dialect: str) -> None:
 def test_blobs_and_writes_join_their_checkpoint(dialect: str) -> None:
     """The by-id read's blob rows become channel values (an "empty" one none) and its
     write rows pending writes, in `writes_sort_key` order.
-    Mutation: `if blob["type"] != EMPTY:` -> `if True:` in `codec.decode_tuple` -> fails."""
+    Mutation: `if blob[TYPE] != EMPTY:` -> `if True:` in `codec.decode_tuple` -> fails."""
     (trace,) = replay(recording("get_tuple", "by_id", dialect))
     result = trace.returned
     assert result.checkpoint["channel_values"] == {

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from checkpointer.rows import KEY_ID, KEY_NS, KEY_THREAD, LIMIT
 from checkpointer.statements import LIST_CHUNK, PageShape
 
 from ..replay import (
@@ -43,9 +44,9 @@ def test_next_page_starts_after_the_last_emitted(dialect: str) -> None:
     assert len(emitted) == LIST_CHUNK + 1
     oldest = emitted[LIST_CHUNK - 1].config["configurable"]
     second_params: Any = second.params
-    assert second_params["key_id"] == oldest["checkpoint_id"]
-    assert (second_params["key_thread"], second_params["key_ns"]) == ("many", "")
-    assert "key_id" not in (first.params or {})
+    assert second_params[KEY_ID] == oldest["checkpoint_id"]
+    assert (second_params[KEY_THREAD], second_params[KEY_NS]) == ("many", "")
+    assert KEY_ID not in (first.params or {})
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -67,7 +68,7 @@ def test_limit_across_pages_bounds_the_last_page(dialect: str) -> None:
     )
     assert first.statement is expected_first
     assert second.statement is expected_second
-    assert params(second)["limit"] == 1
+    assert params(second)[LIMIT] == 1
     recorded_emits = [e["emit"] for e in rec["plans"][0]["events"] if "emit" in e]
     assert [encode(t) for t in trace.emitted] == recorded_emits[:65]
     assert trace.raised is None

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from checkpointer.codec import EMPTY
+from checkpointer.rows import B_BLOB, B_CHANNEL, B_TYPE, CHECKPOINT
+
 from ..replay import ids, make_plans, planner, recording, recordings, replay
 from ..tagged import encode
 
@@ -33,9 +36,9 @@ def test_put_on_postgresql_is_one_statement_with_blob_arrays() -> None:
     (step,) = trace.steps
     assert step.statement is planner("postgresql").statements.put_checkpoint
     params: Any = step.params
-    assert params["b_channel"] == ["doc", "raw", "idle"]
-    assert (params["b_type"][2], params["b_blob"][2]) == ("empty", None)
-    assert params["checkpoint"]["channel_values"] == {"count": 1}
+    assert params[B_CHANNEL] == ["doc", "raw", "idle"]
+    assert (params[B_TYPE][2], params[B_BLOB][2]) == (EMPTY, None)
+    assert params[CHECKPOINT]["channel_values"] == {"count": 1}
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
@@ -45,4 +48,4 @@ def test_delta_snapshot_is_a_blob_marked_inline(dialect: str) -> None:
     Mutation: drop `inline[channel] = True` in `codec.encode_checkpoint` -> fails."""
     (trace,) = replay(recording("put", "delta_snapshot", dialect))
     document = [s.params for s in trace.steps if isinstance(s.params, dict)][-1]
-    assert document["checkpoint"]["channel_values"] == {"count": 3, "log": True}
+    assert document[CHECKPOINT]["channel_values"] == {"count": 3, "log": True}

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.base import WRITES_IDX_MAP
 
+from checkpointer.rows import CHANNEL, IDX, W_CHANNEL, W_IDX
+
 from ..replay import DIALECTS, ids, recording, recordings, replay
 
 WRITES = recordings("put_writes")
@@ -31,9 +33,9 @@ def test_special_channels_use_their_fixed_index(dialect: str) -> None:
     (step,) = trace.steps
     params: Any = step.params
     if dialect == "postgresql":
-        pairs = list(zip(params["w_channel"], params["w_idx"], strict=True))
+        pairs = list(zip(params[W_CHANNEL], params[W_IDX], strict=True))
     else:
-        pairs = [(row["channel"], row["idx"]) for row in params]
+        pairs = [(row[CHANNEL], row[IDX]) for row in params]
     assert pairs == [(c, WRITES_IDX_MAP[c]) for c in ("__error__", "__interrupt__")]
 
 

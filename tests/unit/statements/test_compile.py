@@ -166,7 +166,7 @@ def test_statement_binds_its_keys_and_holds_no_value(
 ) -> None:
     """One statement, no literal but the known ones, exactly the keys the plans pass,
     and no value in a bind but our constants.
-    Mutation: `bindparam("thread_id", type_=Text)` -> `bindparam("thread", ...)` in
+    Mutation: `bindparam(THREAD_ID, type_=Text)` -> `bindparam("thread", ...)` in
     `Operations.thread_rows` -> fails (thread_rows binds ['thread'])."""
     if keys is None:
         assert statement is None, f"{label} exists on {dialect}, which should have none"

@@ -55,7 +55,7 @@ def test_recorded_params_fill_exactly_the_bound_keys(
 ) -> None:
     """Every param a plan passes names a bound parameter of its statement, and every
     bound parameter without a value of its own is passed.
-    Mutation: `bindparam("thread_id")` -> `bindparam("thread")` in `Statements.page`
+    Mutation: `bindparam(THREAD_ID)` -> `bindparam("thread")` in `Reads.page`
     -> fails (every get_tuple and list case with a thread)."""
     st = for_dialect(dialect)
     binds = _compiled(dialect, resolve(st, ref)).binds
@@ -83,8 +83,8 @@ def test_no_input_value_is_rendered_into_the_sql(
     """With the recorded params expanded as the driver will receive them (expanding
     `IN` lists and literal-execute parameters rendered), no input string appears as a
     SQL literal: values travel as parameters.
-    Mutation: `bindparam("thread_id")` -> `bindparam("thread_id", literal_execute=True)`
-    in `Statements.delete_thread` -> fails (delete_thread cases)."""
+    Mutation: `bindparam(THREAD_ID)` -> `bindparam(THREAD_ID, literal_execute=True)`
+    in `Writes.delete_thread` -> fails (delete_thread cases)."""
     compiled = _compiled(dialect, resolve(for_dialect(dialect), ref))
     expanded = compiled.construct_expanded_state(dict(params))
     values = {s for v in params.values() for s in _strings(v) if len(s) > 1}
