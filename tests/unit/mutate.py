@@ -244,6 +244,21 @@ MUTATIONS = [
         "from sqlalchemy import Text, bindparam, delete, select\n"
         "from sqlalchemy.dialects import postgresql  # noqa: F401\n",
     ),
+    Mutation(
+        "statements/test_compile.py::test_rows_carry_the_labels_plans_read",
+        S + "operations.py",
+        "            h.c[COUNT],\n",
+        '            h.c[COUNT].label("count"),\n',
+    ),
+    Mutation(
+        "statements/test_compile.py::test_families_define_each_name_once",
+        S + "history.py",
+        "    @cache  # noqa: B019 - one Statements per dialect, kept for the process\n"
+        "    def delta_history(",
+        "    write_lock = None\n\n"
+        "    @cache  # noqa: B019 - one Statements per dialect, kept for the process\n"
+        "    def delta_history(",
+    ),
     # test_isolation.py
     Mutation(
         "test_isolation.py::test_no_connection_can_be_opened",

@@ -289,7 +289,9 @@ def test_rows_carry_the_labels_plans_read(
     dialect: str, label: str, statement: Any, labels: list[str], kinds: set[str]
 ) -> None:
     """Every branch of a `UNION ALL` has the labels of the row contract (`rows`), in
-    order (branches line up by position), and tags its rows with one of its kinds."""
+    order (branches line up by position), and tags its rows with one of its kinds.
+    Mutation: `h.c[COUNT]` -> `h.c[COUNT].label("count")` in `Operations.prune_heads`
+    -> fails."""
     branches = statement.selects if hasattr(statement, "selects") else [statement]
     seen = set()
     for branch in branches:
@@ -301,7 +303,8 @@ def test_rows_carry_the_labels_plans_read(
 
 def test_families_define_each_name_once() -> None:
     """`Statements` gathers its families by inheritance: a name defined by two of them
-    would silently hide one."""
+    would silently hide one.
+    Mutation: add `write_lock = None` to `History` -> fails (also in Operations)."""
     families = Statements.__mro__[1:-2]  # without Statements itself, Family and object
     assert len(families) >= 4
     owners: dict[str, str] = {}
