@@ -1,7 +1,8 @@
 """Record what every plan yields, is sent back and returns, on real databases, for the
 unit tests to replay without one. Run by hand from the repository root:
 
-    .venv/bin/python -m tests.unit.record
+    .venv/bin/python -m tests.unit.record                 # rewrite the recordings
+    .venv/bin/python -m tests.unit.record --check-async   # compare the async executor's
 
 It makes a PostgreSQL database of its own on the test server (see `tests/pg_server.py`,
 dropped afterwards) and a SQLite file, runs the scenarios below through the real sync
@@ -19,27 +20,33 @@ call returned or raised (`result` / `raises`).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
+import sys
 import tempfile
+import threading
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
 from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from checkpointer import SQLAlchemySaver
+from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 from checkpointer.plans import Emit, Plan, Planner, Step
 from checkpointer.statements import Statements
 
 from ..conftest import _create_database, drop_database, pg_database_url
 from .replay import METHODS, RECORDINGS
 from .tagged import encode
+
+T = TypeVar("T")
 
 CALLED = ("keep_chain", "delta_history", "list_page")
 """Statements made by a call (per channel count or page shape): referenced by the call."""
@@ -178,9 +185,9 @@ class Recorder:
 class Session:
     """One dialect's recordings: each case runs one saver call with the recorder on."""
 
-    def __init__(self, saver: SQLAlchemySaver, dialect: str) -> None:
+    def __init__(self, saver: Any, dialect: str, out: Path) -> None:
         self.saver: Any = saver  # called with the recorded (untyped) arguments
-        self.dialect = dialect
+        self.dialect, self.out = dialect, out
         self.recorder = Recorder(saver.plans.statements)
         self.written: list[Path] = []
 
@@ -197,7 +204,7 @@ class Session:
             except Exception as error:
                 out["raises"] = {"type": type(error).__name__, "message": str(error)}
         out["plans"] = self.recorder.plans
-        path = RECORDINGS / method / f"{name}.{self.dialect}.json"
+        path = self.out / method / f"{name}.{self.dialect}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(_dump(out))
         self.written.append(path)
@@ -408,32 +415,101 @@ def _dump(out: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _record(url: str, dialect: str) -> list[Path]:
+def _record(url: str, dialect: str, out: Path) -> list[Path]:
     engine = create_engine(url)
     try:
         saver = SQLAlchemySaver(engine)
         saver.setup()
-        session = Session(saver, dialect)
+        session = Session(saver, dialect, out)
         scenarios(session)
         return session.written
     finally:
         engine.dispose()
 
 
-def main() -> None:
-    if RECORDINGS.exists():
-        shutil.rmtree(RECORDINGS)
+def _record_async(url: str, dialect: str, out: Path) -> list[Path]:
+    """The same scenarios through `AsyncSQLAlchemySaver` (asyncpg, aiosqlite), its
+    loop in a thread of its own, called through the saver's sync bridges."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def on_loop(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    async def start() -> tuple[AsyncEngine, AsyncSQLAlchemySaver]:
+        engine = create_async_engine(url)
+        saver = AsyncSQLAlchemySaver(engine)
+        await saver.setup()
+        return engine, saver
+
+    engine, saver = on_loop(start())
+    try:
+        session = Session(saver, dialect, out)
+        scenarios(session)
+        return session.written
+    finally:
+        on_loop(engine.dispose())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+
+
+def _run(out: Path, run_async: bool) -> list[Path]:
+    record = _record_async if run_async else _record
     name = f"cp_unit_record_{uuid.uuid4().hex[:8]}"
     _create_database(name)
     try:
-        written = _record(pg_database_url(name, "psycopg"), "postgresql")
+        written = record(
+            pg_database_url(name, "asyncpg" if run_async else "psycopg"), "postgresql", out
+        )
     finally:
         drop_database(name)
     with tempfile.TemporaryDirectory() as tmp:
-        written += _record(f"sqlite:///{tmp}/record.db", "sqlite")
-    for path in written:
+        driver = "sqlite+aiosqlite" if run_async else "sqlite"
+        written += record(f"{driver}:///{tmp}/record.db", "sqlite", out)
+    return written
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal recordings, rows compared as a multiset (a union's row order is the
+    database's choice)."""
+
+    def canonical(rec: Any) -> Any:
+        for plan in rec["plans"]:
+            for event in plan["events"]:
+                if event.get("rows"):
+                    event["rows"] = sorted(json.dumps(r, sort_keys=True) for r in event["rows"])
+        return rec
+
+    return bool(canonical(a) == canonical(b))
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite the recordings; with `--check-async`, record through the async saver
+    into a temporary directory instead and report where it differs from them."""
+    if argv == ["--check-async"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            written = _run(Path(tmp), run_async=True)
+            differ = []
+            for path in written:
+                committed = RECORDINGS / path.relative_to(tmp)
+                if not committed.exists() or not _same(
+                    json.loads(path.read_text()), json.loads(committed.read_text())
+                ):
+                    differ.append(path.relative_to(tmp))
+            print(f"{len(written)} recorded through AsyncSQLAlchemySaver, {len(differ)} differ")
+            for name in differ:
+                print(f"  differs: {name}")
+            return 1 if differ else 0
+    if argv:
+        print(__doc__)
+        return 2
+    if RECORDINGS.exists():
+        shutil.rmtree(RECORDINGS)
+    for path in _run(RECORDINGS, run_async=False):
         print(f"{path.stat().st_size:7,d}  {path.relative_to(RECORDINGS)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
