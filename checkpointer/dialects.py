@@ -71,7 +71,7 @@ class Dialect:
     lateral: bool = False
     """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
     direct: bool = False
-    """Autocommit plans may run on the DBAPI cursor (`checkpointer.direct`). Measured
+    """Autocommit plans may run on the fast path (`checkpointer.fastpath`). Measured
     and tested on PostgreSQL (asyncpg, psycopg); SQLite, the embedded default, keeps
     `Connection` and its driver's transaction handling."""
     lock_before_read: bool = False

@@ -646,21 +646,53 @@ def upgrade_from_host_env(connection: Connection, *, schema: str | None = None) 
     own migrations: when the host runs `alembic upgrade` (online), our tables are
     brought to head too, recorded in our own version table. For the host's other
     commands (`check`, `revision --autogenerate`, `downgrade`, `stamp`, `--sql`) it
-    does nothing. Returns the revisions it applied."""
+    does nothing. Returns the revisions it applied.
+
+    Where this Alembic does not look as tested (`_host_alembic`), it does nothing but
+    log, at INFO on the `checkpointer` logger, the command to run instead."""
     from alembic import context as host_context
 
-    host = getattr(host_context, "_proxy", None)
+    host = _host_command(host_context)
+    if host is _UNKNOWN:
+        _log.info(
+            "not migrating from the host's env.py: this Alembic's MigrationContext has no "
+            "opts to tell the host's command by; run `python -m checkpointer%s upgrade "
+            "head` after the host's upgrade",
+            f" -x schema={schema}" if schema else "",
+        )
+        return []
     if host is not None:
-        command_fn = host.context_opts.get("fn")
-        if host.is_offline_mode() or getattr(command_fn, "__name__", "") != "upgrade":
+        fn, offline = host
+        if offline or getattr(fn, "__name__", "") != "upgrade":
             return []
+    # Our own EnvironmentContext installs itself in the `alembic.context` module and
+    # removes itself on exit, which would leave the host's command (not over yet)
+    # without its own: the module's namespace is put back as it was.
+    saved = dict(vars(host_context)) if host is not None else None
     try:
         return upgrade(connection, schema=schema)
     finally:
-        # Our own EnvironmentContext replaced the host's module-level `context` proxy
-        # and removed it on exit: put the host's back, its command is not over.
-        if host is not None:
-            host._install_proxy()
+        if saved is not None:
+            vars(host_context).update(saved)
+
+
+_log = logging.getLogger("checkpointer")
+_UNKNOWN = object()
+
+
+def _host_command(host_context: Any) -> Any:
+    """The command of the host's running Alembic environment, as (its function, offline),
+    None outside one, or `_UNKNOWN` when its `MigrationContext` has no `opts` dict to
+    read it from (public attributes, present in every Alembic this was run on, to 1.20).
+    `alembic.context.get_context()` raises outside a configured environment."""
+    try:
+        migration = host_context.get_context()
+    except Exception:
+        return None
+    opts = getattr(migration, "opts", None)
+    if not isinstance(opts, dict):
+        return _UNKNOWN
+    return opts.get("fn"), bool(getattr(migration, "as_sql", False))
 
 
 @functools.cache

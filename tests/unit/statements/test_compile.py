@@ -164,6 +164,10 @@ CASES = [
 def test_statement_binds_its_keys_and_holds_no_value(
     dialect: str, driver: str, label: str, statement: Executable | None, keys: set[str] | None
 ) -> None:
+    """One statement, no literal but the known ones, exactly the keys the plans pass,
+    and no value in a bind but our constants.
+    Mutation: `bindparam(THREAD_ID, type_=Text)` -> `bindparam("thread", ...)` in
+    `Operations.thread_rows` -> fails (thread_rows binds ['thread'])."""
     if keys is None:
         assert statement is None, f"{label} exists on {dialect}, which should have none"
         return
@@ -185,7 +189,8 @@ def test_statement_binds_its_keys_and_holds_no_value(
 @pytest.mark.parametrize("dialect", DRIVERS)
 def test_statements_are_built_once(dialect: str) -> None:
     """The same statement object on every call (the compiled cache is keyed by it), and
-    one per filter shape whatever the filter's keys and values."""
+    one per filter shape whatever the filter's keys and values.
+    Mutation: drop `@cache` from `History.delta_history` -> fails."""
     s = for_dialect(dialect)
     assert for_dialect(dialect) is s
     assert s.get_latest is s.get_latest
@@ -201,7 +206,9 @@ def test_statements_are_built_once(dialect: str) -> None:
 
 def test_only_dialects_imports_sqlalchemy_dialects() -> None:
     """What differs per database lives in `checkpointer.dialects` (Alembic revisions,
-    frozen copies of the schema at their time, may name dialect types too)."""
+    frozen copies of the schema at their time, may name dialect types too).
+    Mutation: `from sqlalchemy.dialects import postgresql` in statements/writes.py ->
+    fails."""
     root = Path(checkpointer.__file__).parent
     found = []
     for path in sorted(root.rglob("*.py")):
@@ -282,7 +289,9 @@ def test_rows_carry_the_labels_plans_read(
     dialect: str, label: str, statement: Any, labels: list[str], kinds: set[str]
 ) -> None:
     """Every branch of a `UNION ALL` has the labels of the row contract (`rows`), in
-    order (branches line up by position), and tags its rows with one of its kinds."""
+    order (branches line up by position), and tags its rows with one of its kinds.
+    Mutation: `h.c[COUNT]` -> `h.c[COUNT].label("count")` in `Operations.prune_heads`
+    -> fails."""
     branches = statement.selects if hasattr(statement, "selects") else [statement]
     seen = set()
     for branch in branches:
@@ -294,7 +303,8 @@ def test_rows_carry_the_labels_plans_read(
 
 def test_families_define_each_name_once() -> None:
     """`Statements` gathers its families by inheritance: a name defined by two of them
-    would silently hide one."""
+    would silently hide one.
+    Mutation: add `write_lock = None` to `History` -> fails (also in Operations)."""
     families = Statements.__mro__[1:-2]  # without Statements itself, Family and object
     assert len(families) >= 4
     owners: dict[str, str] = {}
