@@ -23,10 +23,16 @@ system-deps:
 		$(SUDO) apt-get install -y pgbouncer || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y pgbouncer; }
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning
+# (a broken link or anchor, a page missing from the navigation).
+.PHONY: docs
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet
+
 demo: install
 	$(PY) examples/demo.py
 
-test: install system-deps
+test: install system-deps docs
 	$(PY) -m pytest
 
 # The whole suite once per combination of ci/matrix.txt (oldest and newest supported

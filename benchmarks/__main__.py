@@ -14,7 +14,8 @@ from .harness import Metric, settle, sides
 
 
 async def main(quick: bool, only: set[str] | None) -> int:
-    rounds = 2 if quick else 5
+    rounds = workloads.sizes(quick).rounds
+    print(report.header(quick), end="\n\n", flush=True)
     started = time.perf_counter()
     metrics: list[Metric] = []
     extra: dict[str, object] = {}
@@ -42,8 +43,6 @@ async def main(quick: bool, only: set[str] | None) -> int:
                 new = await run()
                 metrics += new
                 report.print_metrics(new)
-                if name == "search":
-                    print(extra["filter plan (ours)"], flush=True)
                 timed(name, began)
     if wanted("storage"):
         began = time.perf_counter()

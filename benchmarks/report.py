@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from .harness import Metric, server_dsn
+from .workloads import describe, sizes
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,6 +28,9 @@ def fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
+UNITS = {"us": "µs", "steps/s": "steps/s", "turns/s": "turns/s", "bytes": "bytes"}
+
+
 def verdict(m: Metric) -> str:
     met = m.met()
     if met is None:
@@ -34,25 +38,66 @@ def verdict(m: Metric) -> str:
     return "met" if met else "**missed**"
 
 
+def unit_label(m: Metric) -> str:
+    return UNITS.get(m.unit, m.unit)
+
+
 def table(metrics: Sequence[Metric]) -> str:
-    lines = [
-        "| workload | metric | ours median (min-max) | official median (min-max) "
-        "| ours/official | target | |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    """Markdown tables, a new one (and header) whenever the unit changes, so every
+    figure column names its unit. Cells: the median of the rounds (min-max)."""
+    lines: list[str] = []
+    unit: str | None = None
     for m in metrics:
-        better = "higher" if m.higher_is_better else "lower"
+        if m.unit != unit:
+            unit = m.unit
+            label = unit_label(m)
+            if lines:
+                lines.append("")
+            lines += [
+                f"| workload | metric | ours ({label}), median (min-max) "
+                f"| official ({label}), median (min-max) | ours/official | better "
+                "| target | result |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+        result = " ".join(x for x in (verdict(m), m.note) if x)
         lines.append(
-            f"| {m.workload} | {m.name} ({better} is better) "
+            f"| {m.workload} | {m.name} "
             f"| {fmt(m.ours.median)} ({fmt(m.ours.low)}-{fmt(m.ours.high)}) "
             f"| {fmt(m.official.median)} ({fmt(m.official.low)}-{fmt(m.official.high)}) "
-            f"| {m.ratio:.2f}x | {m.target} | {verdict(m)}{(' ' + m.note) if m.note else ''} |"
+            f"| {m.ratio:.2f}x | {'higher' if m.higher_is_better else 'lower'} "
+            f"| {m.target} | {result} |"
         )
     return "\n".join(lines)
 
 
 def print_metrics(metrics: Sequence[Metric]) -> None:
     print(table(metrics), flush=True)
+
+
+def header(quick: bool) -> str:
+    """What this run does: the mode and every workload's size."""
+    mode = "quick mode (`make bench-quick`)" if quick else "full mode (`make bench`)"
+    lines = [f"Sizes, {mode}:", describe(sizes(quick))]
+    if quick:
+        lines.append(
+            "\nQuick mode is a smoke run: smaller sizes and fewer rounds, so ratios are"
+            " noisier; a target sized for the full run says so. `make bench` decides."
+        )
+    return "\n".join(lines)
+
+
+def summary(metrics: Sequence[Metric]) -> str:
+    judged = [m.met() for m in metrics if m.met() is not None]
+    missed = [f"{m.workload}: {m.name}" for m in metrics if m.met() is False]
+    line = f"targets: {judged.count(True)} met, {len(missed)} missed"
+    return line + "".join(f"\n- missed: {name}" for name in missed)
+
+
+def print_plans(extra: Mapping[str, Any]) -> None:
+    """The query plans (and other long texts), after every table."""
+    for key, value in extra.items():
+        if isinstance(value, str):
+            print(f"\n{key}:\n{value.rstrip()}", flush=True)
 
 
 def print_counts(counts: Mapping[str, int]) -> None:
@@ -103,7 +148,11 @@ async def write(
         f"{info['postgresql']} on loopback, Python {info['python']}; load average at the "
         f"end {info['loadavg_at_end']}. Whole run {elapsed:.0f} s.",
         "",
+        header(quick),
+        "",
         table(metrics),
+        "",
+        summary(metrics),
         "",
     ]
     for key, value in extra.items():
@@ -138,4 +187,6 @@ async def write(
         },
     }
     (HERE / f"results{suffix}.json").write_text(json.dumps(data, indent=2, default=str))
+    print_plans(extra)
+    print(f"\n{summary(metrics)}", flush=True)
     print(f"\nwritten: benchmarks/results{suffix}.md and .json ({elapsed:.0f} s)", flush=True)

@@ -128,6 +128,82 @@ async def run_agent_steps(
     return threads * steps / (time.perf_counter() - start)
 
 
+@dataclass(frozen=True)
+class Sizes:
+    """How much each workload does: `make bench` runs `FULL`, `make bench-quick` `QUICK`.
+    Kept in one place so the report can state them (`describe`)."""
+
+    rounds: int
+    c1: tuple[int, int]  # agent step, concurrency 1: threads x steps
+    c16: tuple[int, int]  # agent step, concurrency 16: threads x steps
+    long: tuple[int, int]  # agent step, concurrency 16, longer threads
+    deep_calls: int  # calls per depth and round
+    history_calls: int  # whole-history lists per round
+    search: tuple[int, int]  # threads x checkpoints per thread
+    search_calls: int
+    storage: tuple[int, int]  # agent steps: threads x steps
+    marks: tuple[int, ...]  # one thread's size after this many steps
+    graph: tuple[int, int, int]  # threads, turns, concurrency
+    delta_steps: int
+
+
+FULL = Sizes(
+    rounds=5,
+    c1=(4, 25),
+    # Rounds of 64 threads (16 at a time), so one round of ours lasts about half a
+    # second: a full garbage collection of this process (~0.1 s, measured) then costs a
+    # round a share of its time, as it does a long-running service, instead of halving
+    # a round of 16 threads (our rate varied 500-1,250 steps/s between such rounds).
+    c16=(64, 10),
+    long=(32, 25),
+    deep_calls=100,
+    history_calls=5,
+    search=(1_000, 50),
+    search_calls=15,
+    storage=(16, 25),
+    marks=(10, 100, 500),
+    graph=(20, 25, 8),
+    delta_steps=500,
+)
+QUICK = Sizes(
+    rounds=2,
+    c1=(2, 10),
+    c16=(32, 6),
+    long=(16, 12),
+    deep_calls=30,
+    history_calls=2,
+    search=(200, 50),
+    search_calls=5,
+    storage=(8, 10),
+    marks=(10, 50),
+    graph=(8, 3, 8),
+    delta_steps=100,
+)
+
+
+def sizes(quick: bool) -> Sizes:
+    return QUICK if quick else FULL
+
+
+def describe(s: Sizes) -> str:
+    """One line per workload, for the report's header."""
+    return "\n".join(
+        [
+            f"- rounds: {s.rounds} per workload (real graph: {min(s.rounds, 3)})",
+            f"- agent step: {s.c1[0]} threads x {s.c1[1]} steps at concurrency 1; "
+            f"{s.c16[0]} x {s.c16[1]} and {s.long[0]} x {s.long[1]} at concurrency 16",
+            f"- deep threads: 10 / 1,000 / 10,000 checkpoints, {s.deep_calls} calls per depth",
+            f"- search: {s.search[0] * s.search[1]:,} checkpoints ({s.search[0]:,} threads x "
+            f"{s.search[1]}), {s.search_calls} calls per round",
+            f"- real graph: {s.graph[0]} threads x {s.graph[1]} turns, concurrency {s.graph[2]}",
+            f"- delta history: a {s.delta_steps}-step thread",
+            f"- storage: {s.storage[0]} threads x {s.storage[1]} steps; one thread after "
+            + " / ".join(str(m) for m in s.marks)
+            + " steps",
+        ]
+    )
+
+
 def at_least(x: float) -> Any:
     return lambda m: m.ratio >= x
 
@@ -141,13 +217,10 @@ async def agent_workload(ours: Side, official: Side, quick: bool, rounds: int) -
     load bursts on a shared machine hit both sides alike; steps/s
     is the number of steps over the time they took. Concurrency 16: rounds of the whole
     batch, alternating which side goes first."""
-    c1_threads, c1_steps = (2, 10) if quick else (4, 25)
-    # Rounds of 64 threads (16 at a time), so one round of ours lasts about half a
-    # second: a full garbage collection of this process (~0.1 s, measured) then costs a
-    # round a share of its time, as it does a long-running service, instead of halving
-    # a round of 16 threads (our rate varied 500-1,250 steps/s between such rounds).
-    c16_threads, c16_steps = (32, 6) if quick else (64, 10)
-    long_threads, long_steps = (16, 12) if quick else (32, 25)
+    size = sizes(quick)
+    c1_threads, c1_steps = size.c1
+    c16_threads, c16_steps = size.c16  # see FULL for why 64 threads a round
+    long_threads, long_steps = size.long
     c1 = Metric(
         "agent step",
         f"steps/s, concurrency 1 ({c1_threads} threads x {c1_steps} steps, interleaved)",
@@ -358,7 +431,7 @@ async def lap(call: Any, n: int) -> list[float]:
 async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
     """`aget_tuple` latest and by id on threads of 10, 1,000 and 10,000 checkpoints."""
     depths = (10, 1_000, 10_000)
-    calls = 30 if quick else 100
+    calls = sizes(quick).deep_calls
     threads: dict[int, tuple[str, list[str]]] = {}
     pops = []
     for depth in depths:
@@ -434,7 +507,7 @@ async def deep_workload(ours: Side, official: Side, quick: bool, rounds: int) ->
         assert len([c async for c in side.saver.alist(config(thread_id))]) == 1_000
 
     def plan_history(side: Side, r: int) -> dict[str, list[Call]]:
-        return {"history": [partial(whole, side, threads[1_000][0])] * (2 if quick else 5)}
+        return {"history": [partial(whole, side, threads[1_000][0])] * sizes(quick).history_calls}
 
     await interleave(rounds, ours, official, plan_history, {"history": history})
     return [*metrics.values(), history]
@@ -449,8 +522,8 @@ async def search_workload(
     """`alist` with a metadata filter over 50,000 checkpoints in 1,000 threads (one
     user per thread, so a filter matches a thread's 50 checkpoints), and pages of one
     thread."""
-    n_threads, per_thread = (200, 50) if quick else (1_000, 50)
-    calls = 5 if quick else 15
+    n_threads, per_thread = sizes(quick).search
+    calls = sizes(quick).search_calls
     pops, threads = [], []
     for t in range(n_threads):
         thread_id = f"search-{t:05}-{uuid.uuid4().hex[:6]}"
@@ -510,7 +583,14 @@ async def search_workload(
     extra["filter plan (ours)"] = await explain_filter(ours, "user-00001")
     index_used = "checkpoints_metadata_idx" in extra["filter plan (ours)"]
     metrics["filter"].note = "GIN index used" if index_used else "GIN index NOT used (see plan)"
-    metrics["filter"].check = lambda m: m.ratio <= 0.1 and index_used
+    full = FULL.search[0] * FULL.search[1]
+    if total < full:
+        # The official saver scans the table and ours reads the answer, so the ratio
+        # depends on the table's size: the 10x target holds at the full size only.
+        metrics["filter"].target = f"index scan (10x faster: full mode only, {full:,} rows)"
+        metrics["filter"].check = lambda m: index_used
+    else:
+        metrics["filter"].check = lambda m: m.ratio <= 0.1 and index_used
     return list(metrics.values())
 
 
@@ -551,8 +631,8 @@ async def storage_workload(quick: bool, extra: dict[str, Any]) -> list[Metric]:
     steps, each on empty databases. Measured after VACUUM, so both sides have the same
     forks and no autovacuum timing shifts a figure. Sizes do not depend on timing
     noise: one pass per side."""
-    threads, steps = (8, 10) if quick else (16, 25)
-    marks = (10, 50) if quick else (10, 100, 500)
+    threads, steps = sizes(quick).storage
+    marks = sizes(quick).marks
     per_checkpoint = Metric(
         "storage",
         f"bytes per checkpoint after agent steps ({threads} threads x {steps} steps)",
@@ -665,7 +745,7 @@ async def run_graph(
 
 
 async def graph_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
-    threads, turns, concurrency = (8, 3, 8) if quick else (20, 25, 8)
+    threads, turns, concurrency = sizes(quick).graph
     metric = Metric(
         "real graph",
         f"turns/s, 4-node StateGraph, {threads} threads x {turns} turns, concurrency {concurrency}",
@@ -720,7 +800,7 @@ async def delta_thread(saver: BaseCheckpointSaver[Any], steps: int) -> RunnableC
 
 
 async def delta_workload(ours: Side, official: Side, quick: bool, rounds: int) -> list[Metric]:
-    steps = 100 if quick else 500
+    steps = sizes(quick).delta_steps
     calls = 8  # per round: a 15-20 ms call on a noisy machine needs samples
     fast_path = type(ours.saver).aget_delta_channel_history is not (
         BaseCheckpointSaver.aget_delta_channel_history

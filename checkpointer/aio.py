@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -16,16 +24,36 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
 from . import migrations
-from .base import Released, SaverBase
-from .direct import STALE
+from .base import Released, SaverBase, finish, resume
+from .engines import expect_async_engine
 from .errors import translated
 from .plans import Emit, Plan, Rows, Step
+from .urls import async_url
 
 T = TypeVar("T")
+
+
+async def adrive(
+    plan: Plan[T], item: Step | Emit, execute: Callable[[Step], Awaitable[Rows | None]]
+) -> Any:
+    """`base.drive` for statements that are awaited (the fast path's leased
+    connection): the same loop, the same outcomes."""
+    steps = plan.steps
+    try:
+        while True:
+            if isinstance(item, Emit):
+                return item
+            rows = await execute(item)
+            if item.last:
+                return Released(rows)
+            item = steps.send(rows)
+    except StopIteration as done:
+        return done.value
 
 
 class AsyncSQLAlchemySaver(SaverBase):
@@ -38,14 +66,18 @@ class AsyncSQLAlchemySaver(SaverBase):
         *,
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
+        fast_path: bool = True,
     ) -> None:
+        """`fast_path=False` runs every statement through SQLAlchemy's `Connection`
+        (see `checkpointer.fastpath`)."""
+        expect_async_engine(engine)
         super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
-        self._sync_engine = self._engine.sync_engine
-        self._sync_autocommit = self._autocommit.sync_engine
-        self._use_direct(engine.sync_engine, self._sync_autocommit)
-        self._schema_check = asyncio.Lock()  # concurrent first calls: one check
+        self._use_engines(
+            engine.sync_engine, self._engine.sync_engine, self._autocommit.sync_engine, fast_path
+        )
+        self._first_use_lock = asyncio.Lock()  # concurrent first calls: one check
         if self._planner.statements.dialect.single_writer:
             self._write_turn = asyncio.Lock()
         try:
@@ -57,24 +89,32 @@ class AsyncSQLAlchemySaver(SaverBase):
     @asynccontextmanager
     async def from_conn_string(
         cls,
-        url: str,
+        url: str | URL,
         *,
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
+        fast_path: bool = True,
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
-        """A saver on an engine of its own, disposed on exit."""
-        engine = create_async_engine(url, **engine_kwargs)
+        """A saver on an engine of its own, disposed on exit. A URL without a driver
+        (`postgresql://`, `sqlite://`) gets one that is installed (`checkpointer.urls`)."""
+        engine = create_async_engine(async_url(url), **engine_kwargs)
         try:
-            yield cls(engine, serde=serde, schema=schema)
+            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path)
         finally:
             await engine.dispose()
 
-    async def setup(self) -> list[str]:
+    async def setup(
+        self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT
+    ) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
-        from many processes at once. Returns the revisions this call applied."""
+        from many processes at once. Returns the revisions this call applied. Waits at
+        most `lock_timeout` seconds for another migrator (None: no limit), then raises
+        `MigrationLockTimeoutError` naming it."""
         self._remember_loop()
-        applied = await migrations.aupgrade(self.engine, schema=self.schema)
+        applied = await migrations.aupgrade(
+            self.engine, schema=self.schema, lock_timeout=lock_timeout
+        )
         self._schema_ready = True
         return applied
 
@@ -84,105 +124,55 @@ class AsyncSQLAlchemySaver(SaverBase):
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
 
-    async def _ensure_schema(self) -> None:
-        """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
+    async def _ensure_ready(self) -> None:
+        """The first use checks the database is migrated (see `SaverBase._first_use`)."""
         self._remember_loop()
-        if not self._schema_ready:
-            async with self._schema_check:
-                if not self._schema_ready:
-                    async with self._autocommit.connect() as conn:
-                        await conn.run_sync(self._check_schema)
+        if not self._ready:
+            async with self._first_use_lock:
+                if not self._ready:
+                    await greenlet_spawn(self._first_use)
 
-    def _transact(self, plan: Plan[T], step: Step | Emit) -> T:
-        """Check out a connection and run the plan's statements on it, all in one
-        greenlet: SQLAlchemy's sync API over the async driver, as `run_sync` does, each
-        round trip still awaited on the event loop. One switch per call instead of one per
-        checkout, execute and close, and no async wrappers (measured: 100 µs less CPU
-        per call)."""
-        if plan.atomic:
-            with self._sync_engine.begin() as conn:
-                outcome = self._drive(conn, plan, step)
-        else:
-            with self._autocommit_connection(self._sync_autocommit) as single:
-                outcome = self._drive(single, plan, step)
-        return self._finish(plan, outcome)
-
-    def _fetch(self, step: Step) -> Rows | None:
-        """One statement on a connection of its own (see `_transact`)."""
-        with self._autocommit_connection(self._sync_autocommit) as conn:
-            return self._execute(conn, step)
+    async def _carry(self, plan: Plan[T], step: Step) -> Any:
+        """Run a plan from `step` (see `drive`): on the event loop when the fast path
+        leases a connection without I/O, else in one greenlet, SQLAlchemy's sync API over
+        the async driver as `run_sync` does, each round trip still awaited on the event
+        loop: one switch per plan instead of one per checkout, execute and close, and no
+        async wrappers (measured: 100 µs less CPU per call)."""
+        fast = self._fast
+        if fast is not None and not plan.atomic and fast.usable():
+            leased = fast.lease()
+            if leased is not None:
+                try:
+                    return await adrive(plan, step, leased.execute)
+                finally:
+                    await leased.release()
+        async with self._turn(plan, step):
+            return await greenlet_spawn(self._drive, plan, step)
 
     async def _run(self, plan: Plan[T]) -> T:
-        await self._ensure_schema()
-        steps = plan.steps
+        await self._ensure_ready()
         try:
-            step = next(steps)
+            item = next(plan.steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        direct = self._direct
-        if not plan.atomic and direct is not None and isinstance(step, Step) and direct.available():
-            fairy = direct.lease()
-            if fairy is STALE:
-                with translated():
-                    await greenlet_spawn(direct.reconnect_idle)
-            elif fairy is not None:
-                with translated():
-                    return await self._run_leased(plan, step, fairy)
-        async with self._turn(plan, step):
-            with translated():
-                return await greenlet_spawn(self._transact, plan, step)
-
-    async def _run_leased(self, plan: Plan[T], step: Step, fairy: Any) -> T:
-        """Run an autocommit plan on asyncpg from the event loop itself, on a connection
-        `Direct.lease` took without a greenlet; a statement that cannot run this way
-        goes, with the rest of the plan, to `_transact` once the connection is back."""
-        direct = self._direct
-        assert direct is not None
-        held = True
-        try:
-            while True:
-                compiled = direct.native(step, fairy)
-                if compiled is None:
-                    held = False
-                    await self._give_back(fairy)
-                    return await greenlet_spawn(self._transact, plan, step)
-                params = direct.params(compiled, step)
-                rows = await direct.on_asyncpg(fairy, compiled, params, step.fetch)
-                if step.last:
-                    held = False
-                    await self._give_back(fairy)
-                    return self._finish(plan, Released(rows))
-                item = plan.steps.send(rows)
-                assert isinstance(item, Step)
-                step = item
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        finally:
-            if held:
-                await self._give_back(fairy)
-
-    async def _give_back(self, fairy: Any) -> None:
-        assert self._direct is not None
-        if not self._direct.give_back(fairy):
-            await greenlet_spawn(fairy.close)
+        assert isinstance(item, Step)  # only streams emit
+        with translated():
+            outcome = await self._carry(plan, item)
+        return finish(plan, outcome)
 
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
-        """Run a plan that emits values; each statement on its own connection, so none
-        is held while the consumer works."""
-        await self._ensure_schema()
-        steps = plan.steps
-        rows: Rows | None = None
-        while True:
-            try:
-                item = steps.send(rows)
-            except StopIteration:
-                return
-            if isinstance(item, Emit):
-                rows = None
-                yield item.value
-                continue
-            with translated():
-                rows = await greenlet_spawn(self._fetch, item)
+        """Run a plan that emits values, holding no connection while the consumer
+        works: each run of statements between two values on a connection of its own."""
+        await self._ensure_ready()
+        item = resume(plan)
+        while item is not None:
+            if isinstance(item, Step):
+                with translated():
+                    item = await self._carry(plan, item)
+                if not isinstance(item, Emit):
+                    return
+            yield item.value
+            item = resume(plan)
 
     # -- the async contract ------------------------------------------------------
 

@@ -1,8 +1,12 @@
 """What the async and the sync saver share: the planner, channel versions, the schema
-the tables live in, and the once-per-saver check that the database is migrated."""
+the tables live in, the once-per-saver check that the database is migrated, and the
+plan driver for code that does not await (the sync saver, and the async saver inside
+a greenlet); `aio.adrive` is its twin for code that does."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,13 +16,14 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import codec, migrations
-from .direct import Direct, DirectConnection
+from . import codec, fastpath, migrations
 from .plans import Emit, Plan, Planner, Rows, Step
 from .statements import for_dialect
 
 T = TypeVar("T")
 E = TypeVar("E", Engine, AsyncEngine)
+
+log = logging.getLogger("checkpointer")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,65 @@ class Released:
     """Rows of a plan's last statement, read before its connection was released."""
 
     rows: Rows | None
+
+
+class Runner:
+    """Runs steps on a SQLAlchemy `Connection` (opened on entry from `opening`, an
+    engine's `connect()` or `begin()`): what executes a plan when the fast path does
+    not."""
+
+    __slots__ = ("_conn", "_opening")
+
+    def __init__(self, opening: AbstractContextManager[Connection]) -> None:
+        self._opening = opening
+
+    def __enter__(self) -> Runner:
+        self._conn = self._opening.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._opening.__exit__(*exc)
+
+    def execute(self, step: Step) -> Rows | None:
+        result = self._conn.execute(step.statement, step.params)  # type: ignore[arg-type]
+        return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
+
+
+def drive(plan: Plan[T], item: Step | Emit, execute: Callable[[Step], Rows | None]) -> Any:
+    """The plan driver: run the plan's statements from `item` with `execute`, handing
+    each its rows, until the plan returns (its result), reaches an `Emit` (returned, for
+    the caller to hand over with no connection held) or a step marked `last` (its rows
+    as `Released`, for `finish` once the connection is back in the pool)."""
+    steps = plan.steps
+    try:
+        while True:
+            if isinstance(item, Emit):
+                return item
+            rows = execute(item)
+            if item.last:
+                return Released(rows)
+            item = steps.send(rows)
+    except StopIteration as done:
+        return done.value
+
+
+def finish(plan: Plan[T], outcome: Any) -> T:
+    """The plan's result from what `drive` returned."""
+    if not isinstance(outcome, Released):
+        return outcome  # type: ignore[no-any-return]
+    try:
+        plan.steps.send(outcome.rows)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise RuntimeError("a plan asked for a statement after its last one")
+
+
+def resume(plan: Plan[Any]) -> Step | Emit | None:
+    """The plan's next item after an `Emit`, or None when it is done."""
+    try:
+        return plan.steps.send(None)
+    except StopIteration:
+        return None
 
 
 class SaverBase(BaseCheckpointSaver[str]):
@@ -42,10 +106,12 @@ class SaverBase(BaseCheckpointSaver[str]):
         self.schema = migrations.validate_schema(schema, dialect_name)
         self._planner = Planner(for_dialect(dialect_name), self.serde)
         self._schema_ready = False
+        self._ready = False
+        """The schema was checked and the fast path tried (`_first_use`)."""
         # Set by the executor on a single-writer database (SQLite): an asyncio or a
         # threading lock that writing plans take before checking out a connection.
         self._write_turn: Any = None
-        self._direct: Direct | None = None
+        self._fast: fastpath.FastPath | None = None
 
     def _views(self, engine: E) -> tuple[E, E]:
         """The saver's views of the caller's engine (same pool): for transactions, and
@@ -55,30 +121,45 @@ class SaverBase(BaseCheckpointSaver[str]):
             engine = engine.execution_options(schema_translate_map={None: self.schema})
         return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    def _use_direct(self, engine: Engine, autocommit: Engine) -> None:
-        """Let autocommit plans skip `Connection` where the dialect allows it (see
-        `checkpointer.direct`); not on an engine whose own `schema_translate_map` the
-        direct path would not apply. `autocommit` runs what that path cannot."""
-        if not self._planner.statements.dialect.direct:
+    def _use_engines(
+        self, engine: Engine, transact: Engine, autocommit: Engine, fast_path: bool
+    ) -> None:
+        """The sync engines plans run on (the async saver's run them in a greenlet), and
+        the fast path where the dialect allows it and `fast_path` is not off (see
+        `checkpointer.fastpath`); not on an engine whose own `schema_translate_map` it
+        would not apply."""
+        self._transact, self._autocommit_sync = transact, autocommit
+        if not fast_path or not self._planner.statements.dialect.direct:
             return
         if "schema_translate_map" in engine.get_execution_options():
+            log.info(
+                "fast path off for %s: the engine has its own schema_translate_map",
+                engine.url,
+            )
             return
 
         def fallback(step: Step) -> Rows | None:
-            with autocommit.connect() as conn:
-                return self._execute(conn, step)
+            with Runner(autocommit.connect()) as runner:
+                return runner.execute(step)
 
-        self._direct = Direct(engine, self.schema, fallback)
+        views = {id(e): e for e in (transact, autocommit) if e is not engine}
+        self._fast = fastpath.probe(engine, self.schema, fallback, list(views.values()))
 
-    def _autocommit_connection(
-        self, autocommit: Engine
-    ) -> AbstractContextManager[Connection | DirectConnection]:
-        """A connection for statements that commit on their own: the direct path when
-        nobody listens to the engine's statements, else a `Connection`."""
-        direct = self._direct
-        if direct is not None and direct.available():
-            return direct.connect()
-        return autocommit.connect()
+    def _runner(self, plan: Plan[Any]) -> Runner | fastpath.FastConnection:
+        """Where a plan's statements run: a transaction, the fast path when nothing
+        observes statements, else an autocommit `Connection`."""
+        if plan.atomic:
+            return Runner(self._transact.begin())
+        fast = self._fast
+        if fast is not None and fast.usable():
+            return fast.connect()
+        return Runner(self._autocommit_sync.connect())
+
+    def _drive(self, plan: Plan[T], item: Step | Emit) -> Any:
+        """Run a plan from `item` on one connection (the async saver runs this in a
+        greenlet); see `drive`."""
+        with self._runner(plan) as runner:
+            return drive(plan, item, runner.execute)
 
     def _turn(self, plan: Plan[Any], first: Step | Emit) -> Any:
         """On a single-writer database (SQLite) a writing plan waits for its turn here,
@@ -87,44 +168,19 @@ class SaverBase(BaseCheckpointSaver[str]):
         writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
         return self._write_turn if self._write_turn is not None and writes else nullcontext()
 
-    @staticmethod
-    def _execute(conn: Connection | DirectConnection, step: Step) -> Rows | None:
-        if isinstance(conn, DirectConnection):
-            return conn.execute(step)
-        result = conn.execute(step.statement, step.params)  # type: ignore[arg-type]
-        return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
-
-    def _drive(self, conn: Connection | DirectConnection, plan: Plan[T], step: Step | Emit) -> Any:
-        """Run a plan's statements on one sync `Connection` (the async saver runs this in
-        a greenlet). Returns the plan's result, or, at a step marked `last`, its rows as
-        `Released` for `_finish` to hand over once the connection is back in the pool."""
-        steps = plan.steps
-        try:
-            while True:
-                assert isinstance(step, Step)
-                rows = self._execute(conn, step)
-                if step.last:
-                    return Released(rows)
-                step = steps.send(rows)
-        except StopIteration as done:
-            return done.value
-
-    @staticmethod
-    def _finish(plan: Plan[T], outcome: Any) -> T:
-        """The plan's result from what `_drive` returned."""
-        if not isinstance(outcome, Released):
-            return outcome  # type: ignore[no-any-return]
-        try:
-            plan.steps.send(outcome.rows)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        raise RuntimeError("a plan asked for a statement after its last one")
-
-    def _check_schema(self, conn: Connection) -> None:
-        """Fail closed, once per saver: SchemaNotReadyError unless the database is at
-        the revision this package expects (not cached while it is not)."""
-        migrations.check_revision(conn, self.schema)
-        self._schema_ready = True
+    def _first_use(self) -> None:
+        """Once per saver, before its first plan (sync; in a greenlet on the async
+        saver): fail closed unless the database is at the revision this package expects
+        (SchemaNotReadyError, not cached while it is not), then the fast path's trial
+        statement (off for this saver if it fails)."""
+        if not self._schema_ready:
+            with self._autocommit_sync.connect() as conn:
+                migrations.check_revision(conn, self.schema)
+            self._schema_ready = True
+        fast = self._fast
+        if fast is not None and not fast.trial():
+            self._fast = None
+        self._ready = True
 
     @property
     def plans(self) -> Planner:

@@ -1,13 +1,19 @@
 """Checkpoints, metadata and writes to row values and back, through the saver's serde.
 
-Pure functions: no SQLAlchemy, no I/O. What goes where follows the official PostgreSQL
-saver so both can share a database: primitives stay inline in the checkpoint document,
-every other channel value is a blob row keyed by its channel version.
+Pure functions: no SQLAlchemy, no I/O; rows read back by the labels `rows` names. What
+goes where follows the official PostgreSQL saver so both can share a database:
+primitives stay inline in the checkpoint document, every other channel value is a blob
+row keyed by its channel version. Under a serde that encrypts (or otherwise hides) what
+it stores, every channel value is a blob, so no value sits in clear in the JSON;
+metadata always stays in clear (it is filtered on).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import uuid
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
@@ -23,7 +29,23 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
+
+from .rows import (
+    BLOB,
+    CHANNEL,
+    CHECKPOINT,
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    IDX,
+    METADATA,
+    PARENT_CHECKPOINT_ID,
+    TASK_ID,
+    TASK_PATH,
+    THREAD_ID,
+    TYPE,
+)
 
 EMPTY = "empty"
 """Blob type of a channel that has a version but no value."""
@@ -112,31 +134,104 @@ def _is_inline(value: Any) -> bool:
     return False
 
 
+_inlines: weakref.WeakKeyDictionary[SerializerProtocol, bool] = weakref.WeakKeyDictionary()
+
+
+def inlines_primitives(serde: SerializerProtocol) -> bool:
+    """Whether primitive channel values may stay inline in the checkpoint document:
+    only when `serde` itself would store them in clear. An `EncryptedSerializer` never
+    does; any other serde is probed once with a random string, and one that does not
+    carry that string's bytes as they are (it encrypts, compresses or encodes them) gets
+    every value as a blob, so nothing it would hide sits readable in the JSON.
+
+    The probe, not only the type check, catches ciphers wrapped in a serde of the
+    application's own; a serde that hides nothing keeps the official saver's layout.
+    Cached per serde object (one `dumps_typed` per saver, not per `put`)."""
+    try:
+        return _inlines[serde]
+    except KeyError:
+        pass
+    except TypeError:  # neither hashable nor weakly referable: decide every time
+        return _probe_plaintext(serde)
+    answer = _probe_plaintext(serde)
+    with contextlib.suppress(TypeError):
+        _inlines[serde] = answer
+    return answer
+
+
+def _probe_plaintext(serde: SerializerProtocol) -> bool:
+    if isinstance(serde, EncryptedSerializer):
+        return False
+    marker = f"checkpointer-plaintext-probe-{uuid.uuid4().hex}"
+    _, data = serde.dumps_typed(marker)
+    return isinstance(data, (bytes, bytearray, memoryview)) and marker.encode() in bytes(data)
+
+
+METADATA_MAX_DEPTH = 100
+"""How deeply metadata (and a `list` filter) may nest objects and arrays. Deeper input
+is refused with a `ValueError` before any recursion limit is near (Python's default is
+1,000 frames; LangGraph's own metadata is two levels deep)."""
+
+
 def clean_json(value: Any, where: str = "metadata") -> Any:
-    """A JSON-storable copy of metadata: NUL characters stripped from every string
-    (PostgreSQL JSONB refuses them), keys sorted so equal documents compare equal as
-    text, tuples as lists. Anything JSON cannot hold raises `TypeError` naming it."""
+    """A JSON-storable copy of metadata: NUL characters stripped from every string and
+    key (PostgreSQL JSONB refuses them; LangGraph itself strips them from top-level
+    values), keys sorted so equal documents compare equal as text, tuples as lists.
+
+    Nothing is lost silently: two keys of one object that differ only by NUL
+    characters (`{"a": 1, "a\\x00": 2}`) would become one key, so they raise
+    `ValueError` naming both and where they are, as does nesting deeper than
+    `METADATA_MAX_DEPTH`. Anything JSON cannot hold raises `TypeError` naming it."""
+    return _clean(value, where, (), 0)
+
+
+def _clean(value: Any, root: str, path: tuple[Any, ...], depth: int) -> Any:
+    # The path is a tuple of keys, formatted only for an error message.
     if isinstance(value, str):
         return value.replace("\x00", "") if "\x00" in value else value
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{where} holds {value!r}, which JSON cannot store")
+            raise ValueError(f"{_at(root, path)} holds {value!r}, which JSON cannot store")
         return value
+    if isinstance(value, (Mapping, list, tuple)) and depth >= METADATA_MAX_DEPTH:
+        raise ValueError(
+            f"{root} is nested more than {METADATA_MAX_DEPTH} levels deep (at "
+            f"{_at(root, path)}): the limit is {METADATA_MAX_DEPTH} nested objects or "
+            "arrays; store deep structures in channel values (blobs), not in metadata"
+        )
     if isinstance(value, Mapping):
         out = {}
+        seen: dict[str, str] = {}
         for k in sorted(value, key=str):
             if not isinstance(k, str):
-                raise TypeError(f"{where} has a non-string key {k!r}")
-            out[k.replace("\x00", "")] = clean_json(value[k], f"{where}[{k!r}]")
+                raise TypeError(f"{_at(root, path)} has a non-string key {k!r}")
+            key = k.replace("\x00", "") if "\x00" in k else k
+            if key in seen:
+                first, second = sorted((seen[key], k))
+                raise ValueError(
+                    f"{_at(root, path)} has keys {first!r} and {second!r}, which differ only "
+                    f"by NUL characters: PostgreSQL cannot store NUL, so both would be "
+                    f"stored as {key!r} and one value lost; rename one of them"
+                )
+            seen[key] = k
+            out[key] = _clean(value[k], root, (*path, k), depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [clean_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_clean(v, root, (*path, i), depth + 1) for i, v in enumerate(value)]
     raise TypeError(
-        f"{where} holds a {type(value).__name__}, which is not JSON: "
+        f"{_at(root, path)} holds a {type(value).__name__}, which is not JSON: "
         "checkpoint metadata must be JSON-serializable"
     )
+
+
+def _at(root: str, path: tuple[Any, ...], shown: int = 6) -> str:
+    """`metadata['a'][0]`; a long path keeps its first and last keys."""
+    parts = [f"[{p!r}]" for p in path]
+    if len(parts) > 2 * shown:
+        parts = [*parts[:shown], f"...({len(parts) - 2 * shown} more)...", *parts[-shown:]]
+    return root + "".join(parts)
 
 
 def encode_metadata(config: RunnableConfig, metadata: CheckpointMetadata) -> dict[str, Any]:
@@ -158,11 +253,12 @@ def encode_checkpoint(
     document: dict[str, Any] = dict(checkpoint)
     inline: dict[str, Any] = {}
     blob_values: dict[str, Any] = {}
+    inlines = inlines_primitives(serde)
     for channel, value in checkpoint["channel_values"].items():
         if isinstance(value, _DeltaSnapshot):
             blob_values[channel] = value
             inline[channel] = True  # marker: the snapshot is in the blobs table
-        elif _is_inline(value):
+        elif inlines and _is_inline(value):
             inline[channel] = value
         else:
             blob_values[channel] = value
@@ -238,7 +334,7 @@ def next_version(current: str | int | float | None) -> str:
 
 
 def sort_writes(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(rows, key=lambda r: writes_sort_key(r["task_path"] or "", r["task_id"], r["idx"]))
+    return sorted(rows, key=lambda r: writes_sort_key(r[TASK_PATH] or "", r[TASK_ID], r[IDX]))
 
 
 def decode_writes(
@@ -246,8 +342,7 @@ def decode_writes(
 ) -> list[PendingWrite]:
     """Pending writes in `writes_sort_key` order, the order LangGraph applies them."""
     return [
-        (r["task_id"], r["channel"], serde.loads_typed((r["type"], r["blob"])))
-        for r in sort_writes(rows)
+        (r[TASK_ID], r[CHANNEL], serde.loads_typed((r[TYPE], r[BLOB]))) for r in sort_writes(rows)
     ]
 
 
@@ -260,25 +355,25 @@ def decode_tuple(
 ) -> CheckpointTuple:
     """A `CheckpointTuple` from its checkpoint row, the blob rows its versions name,
     its writes, and (for checkpoints older than format 4) its parent's TASKS writes."""
-    document = dict(row["checkpoint"])
+    document = dict(row[CHECKPOINT])
     values = dict(document.get("channel_values") or {})
     for blob in blobs:
-        if blob["type"] != EMPTY:
-            values[blob["channel"]] = serde.loads_typed((blob["type"], blob["blob"]))
+        if blob[TYPE] != EMPTY:
+            values[blob[CHANNEL]] = serde.loads_typed((blob[TYPE], blob[BLOB]))
     document["channel_values"] = values
-    if document.get("v", 0) < 4 and row["parent_checkpoint_id"]:
+    if document.get("v", 0) < 4 and row[PARENT_CHECKPOINT_ID]:
         sends = sort_writes(parent_sends)
         if sends:
-            values[TASKS] = [serde.loads_typed((s["type"], s["blob"])) for s in sends]
+            values[TASKS] = [serde.loads_typed((s[TYPE], s[BLOB])) for s in sends]
             versions = dict(document.get("channel_versions") or {})
             versions[TASKS] = max(versions.values()) if versions else next_version(None)
             document["channel_versions"] = versions
-    thread_id, ns = row["thread_id"], row["checkpoint_ns"]
-    parent = row["parent_checkpoint_id"]
+    thread_id, ns = row[THREAD_ID], row[CHECKPOINT_NS]
+    parent = row[PARENT_CHECKPOINT_ID]
     return CheckpointTuple(
-        config=_config(thread_id, ns, row["checkpoint_id"]),
+        config=_config(thread_id, ns, row[CHECKPOINT_ID]),
         checkpoint=cast(Checkpoint, document),
-        metadata=cast(CheckpointMetadata, row["metadata"]),
+        metadata=cast(CheckpointMetadata, row[METADATA]),
         parent_config=_config(thread_id, ns, parent) if parent else None,
         pending_writes=decode_writes(serde, writes),
     )

@@ -8,6 +8,7 @@
   executemany inside a transaction.
 - Data-modifying CTEs: PostgreSQL writes blobs and their checkpoint in one statement;
   SQLite needs two, in a transaction.
+- Column types: JSONB and BYTEA on PostgreSQL (`with_variant`), for `schema`.
 - JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
   filter: JSONB containment (`@>`, served by a GIN index) on PostgreSQL, the same
   meaning rebuilt from nested `json_each` on SQLite.
@@ -17,7 +18,6 @@ A filter key is always a bound value, never part of the SQL text or of a JSON pa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +28,7 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Integer,
+    LargeBinary,
     Table,
     Text,
     and_,
@@ -46,6 +47,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
 from sqlalchemy.sql.dml import Insert
 
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+"""Column type of a JSON document (`checkpoint`, `metadata`): JSONB on PostgreSQL, for
+containment filters and their GIN index."""
+
+Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
+"""Column type of a serialized value."""
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -63,7 +71,7 @@ class Dialect:
     lateral: bool = False
     """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
     direct: bool = False
-    """Autocommit plans may run on the DBAPI cursor (`checkpointer.direct`). Measured
+    """Autocommit plans may run on the fast path (`checkpointer.fastpath`). Measured
     and tested on PostgreSQL (asyncpg, psycopg); SQLite, the embedded default, keeps
     `Connection` and its driver's transaction handling."""
     lock_before_read: bool = False
@@ -92,6 +100,16 @@ class Dialect:
         return insert.on_conflict_do_nothing(  # type: ignore[no-any-return]
             index_elements=list(table.primary_key.columns)
         )
+
+    def array_rows(
+        self,
+        texts: Mapping[str, str],
+        binaries: Mapping[str, str] | None = None,
+        integers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """A batch of rows bound as one array parameter per column (`{column: key}`),
+        as a derived table `batch` with those columns (`batch_as_arrays` only)."""
+        raise NotImplementedError(f"no array parameters for dialect {self.name!r}")
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         """Rows `(key, value)` of a checkpoint document's `channel_versions`, as text."""
@@ -170,15 +188,26 @@ def _value_shape(value: Any) -> Any:
     return _json_kind(value)
 
 
-def canonical_json(value: Any) -> str:
-    """Compact JSON with sorted keys: how our metadata is stored, so equal documents are
-    equal texts on SQLite."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 class _Postgres(Dialect):
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
+
+    def array_rows(
+        self,
+        texts: Mapping[str, str],
+        binaries: Mapping[str, str] | None = None,
+        integers: Mapping[str, str] | None = None,
+    ) -> Any:
+        typed: list[tuple[Mapping[str, str], Any]] = [
+            (texts, Text),
+            (binaries or {}, BYTEA),
+            (integers or {}, Integer),
+        ]
+        names = [column for columns, _ in typed for column in columns]
+        arrays = [
+            bindparam(key, type_=ARRAY(item)) for columns, item in typed for key in columns.values()
+        ]
+        return func.unnest(*arrays).table_valued(*names).render_derived(name="batch")
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         return (
@@ -222,18 +251,6 @@ class _Postgres(Dialect):
         values = self.json_member(document, "channel_values")
         marker = values.op("->", return_type=JSONB)(key) == literal_column("'true'::jsonb", JSONB)
         return or_(not_(values.has_key(key)), marker)
-
-    @staticmethod
-    def text_array(name: str) -> Any:
-        return bindparam(name, type_=ARRAY(Text))
-
-    @staticmethod
-    def int_array(name: str) -> Any:
-        return bindparam(name, type_=ARRAY(Integer))
-
-    @staticmethod
-    def bytes_array(name: str) -> Any:
-        return bindparam(name, type_=ARRAY(BYTEA))
 
 
 class _Sqlite(Dialect):
@@ -342,4 +359,4 @@ def for_name(name: str) -> Dialect:
     )
 
 
-__all__ = ["Dialect", "canonical_json", "filter_shape", "for_name"]
+__all__ = ["Blob", "Dialect", "JsonDocument", "filter_shape", "for_name"]

@@ -16,8 +16,18 @@ class SchemaNotReadyError(CheckpointerError, RuntimeError):
     """The database is not at the schema revision this package expects."""
 
 
+class MigrationLockTimeoutError(CheckpointerError, TimeoutError):
+    """`setup()` (or `migrations.upgrade`) waited its `lock_timeout` for another migrator
+    of the same database; the message names who holds the lock and how to end it."""
+
+
 class ThreadNotEmptyError(CheckpointerError, ValueError):
     """`copy_thread` was asked to copy onto a thread that already has rows."""
+
+
+class MissingDriverError(CheckpointerError, ImportError):
+    """The database driver a URL needs is not installed; the message names the extra
+    of this package that installs it."""
 
 
 _UNDEFINED_TABLE = "42P01"

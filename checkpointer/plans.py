@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -28,6 +28,55 @@ from sqlalchemy.sql.base import Executable
 from . import codec
 from .codec import BlobRow, CheckpointRow, WriteRow
 from .errors import ThreadNotEmptyError
+from .rows import (
+    B_BLOB,
+    B_CHANNEL,
+    B_CHECKPOINT_NS,
+    B_THREAD_ID,
+    B_TYPE,
+    B_VERSION,
+    BEFORE,
+    BLOB,
+    CHANNEL,
+    CHECKPOINT,
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    COUNT,
+    HEAD,
+    IDX,
+    KEEP,
+    KEEP_ALL,
+    KEY_ID,
+    KEY_NS,
+    KEY_THREAD,
+    KIND,
+    KIND_BLOB,
+    KIND_CHECKPOINT,
+    KIND_SEND,
+    KIND_WRITE,
+    LIMIT,
+    METADATA,
+    PARENT_CHECKPOINT_ID,
+    PARENT_SENDS,
+    PRUNE_NS,
+    PRUNE_THREAD,
+    RUN_IDS,
+    SOURCE,
+    TARGET,
+    TASK_ID,
+    TASK_PATH,
+    THREAD_ID,
+    THREAD_IDS,
+    TYPE,
+    VALUE,
+    VERSION,
+    VERSIONS,
+    W_BLOB,
+    W_CHANNEL,
+    W_IDX,
+    W_TYPE,
+    channel_key,
+)
 from .statements import LIST_CHUNK, PageShape, Statements
 
 T = TypeVar("T")
@@ -72,7 +121,6 @@ class Plan(Generic[T]):
 
     steps: Steps[T]
     atomic: bool = False
-    emits: bool = field(default=False)
 
 
 class Planner:
@@ -101,7 +149,7 @@ class Planner:
     def _put_separately(self, row: CheckpointRow, blobs: list[BlobRow]) -> Steps[None]:
         if blobs:
             yield Step(self.statements.put_blobs, blobs)
-        yield Step(self.statements.put_checkpoint, {**row, "type": None})
+        yield Step(self.statements.put_checkpoint, {**row, TYPE: None})
 
     def put_writes(
         self,
@@ -119,7 +167,7 @@ class Planner:
 
     def delete_thread(self, thread_id: str) -> Plan[None]:
         return Plan(
-            _each(self.statements.delete_thread, {"thread_id": codec.thread_key(thread_id)}),
+            _each(self.statements.delete_thread, {THREAD_ID: codec.thread_key(thread_id)}),
             atomic=True,
         )
 
@@ -129,8 +177,8 @@ class Planner:
         where = codec.target(config)
         if where["checkpoint_id"] is None:
             params: dict[str, Any] = {
-                "thread_id": where["thread_id"],
-                "checkpoint_ns": where["checkpoint_ns"],
+                THREAD_ID: where["thread_id"],
+                CHECKPOINT_NS: where["checkpoint_ns"],
             }
             step = Step(self.statements.get_latest, params, fetch=True, last=True)
         else:
@@ -155,13 +203,13 @@ class Planner:
         if config is not None:
             configurable = config.get("configurable") or {}
             where = codec.target(config)
-            params["thread_id"] = where["thread_id"]
+            params[THREAD_ID] = where["thread_id"]
             shape["thread"] = True
             if configurable.get("checkpoint_ns") is not None:
-                params["checkpoint_ns"] = where["checkpoint_ns"]
+                params[CHECKPOINT_NS] = where["checkpoint_ns"]
                 shape["namespace"] = True
             if where["checkpoint_id"] is not None:
-                params["checkpoint_id"] = where["checkpoint_id"]
+                params[CHECKPOINT_ID] = where["checkpoint_id"]
                 shape["checkpoint_id"] = True
         if before is not None:
             before_id = (before.get("configurable") or {}).get("checkpoint_id")
@@ -169,7 +217,7 @@ class Planner:
                 raise ValueError(
                     'before must name a checkpoint: config["configurable"] has no "checkpoint_id"'
                 )
-            params["before"] = str(before_id)
+            params[BEFORE] = str(before_id)
             shape["before"] = True
         if filter is not None and not isinstance(filter, Mapping):
             raise TypeError(f"filter must be a mapping of metadata keys, got {filter!r}")
@@ -178,7 +226,7 @@ class Planner:
             if limit <= 0:
                 return Plan(_none())
         clean = codec.clean_json(dict(filter), "filter") if filter else None
-        return Plan(self._list(shape, clean, params, limit), emits=True)
+        return Plan(self._list(shape, clean, params, limit))
 
     def _list(
         self,
@@ -199,7 +247,7 @@ class Planner:
             statement, filter_params = self.statements.list_page(page, filter)
             page_params = {**params, **filter_params, **key}
             if not whole:
-                page_params["limit"] = size
+                page_params[LIMIT] = size
             rows = yield Step(statement, page_params, True)
             tuples = self.decode(rows or ())
             for item in tuples:
@@ -212,9 +260,9 @@ class Planner:
                     return
             last = tuples[-1].config["configurable"]
             key = {
-                "key_id": last["checkpoint_id"],
-                "key_thread": last["thread_id"],
-                "key_ns": last["checkpoint_ns"],
+                KEY_ID: last["checkpoint_id"],
+                KEY_THREAD: last["thread_id"],
+                KEY_NS: last["checkpoint_ns"],
             }
 
     # -- operations ----------------------------------------------------------------
@@ -239,15 +287,15 @@ class Planner:
         yield from self._lock()
         threads: set[str] = set()
         for chunk in _chunks(run_ids, IN_CHUNK):
-            rows = yield Step(s.run_threads, {"run_ids": chunk}, fetch=True)
-            found = {r["thread_id"] for r in rows or ()}
+            rows = yield Step(s.run_threads, {RUN_IDS: chunk}, fetch=True)
+            found = {r[THREAD_ID] for r in rows or ()}
             if not found:
                 continue
             threads |= found
-            yield Step(s.delete_run_writes, {"run_ids": chunk})
-            yield Step(s.delete_run_checkpoints, {"run_ids": chunk})
+            yield Step(s.delete_run_writes, {RUN_IDS: chunk})
+            yield Step(s.delete_run_checkpoints, {RUN_IDS: chunk})
         for chunk in _chunks(sorted(threads), IN_CHUNK):
-            yield Step(s.delete_unreferenced_blobs, {"thread_ids": chunk})
+            yield Step(s.delete_unreferenced_blobs, {THREAD_IDS: chunk})
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
         """Copy every checkpoint (all namespaces, ids unchanged), write and blob of one
@@ -263,7 +311,7 @@ class Planner:
     def _copy_thread(self, source: str, target: str) -> Steps[None]:
         s = self.statements
         yield from self._lock()
-        rows = yield Step(s.thread_rows, {"thread_id": target}, fetch=True)
+        rows = yield Step(s.thread_rows, {THREAD_ID: target}, fetch=True)
         state = (rows or [{}])[0]
         if any(state.values()):
             kinds = ", ".join(k for k, v in state.items() if v)
@@ -272,7 +320,7 @@ class Planner:
                 "delete it first (delete_thread) or copy to a new thread id"
             )
         for statement in s.copy_thread:
-            yield Step(statement, {"source": source, "target": target})
+            yield Step(statement, {SOURCE: source, TARGET: target})
 
     def prune(
         self, thread_ids: Sequence[str], strategy: str = "keep_latest"
@@ -287,7 +335,7 @@ class Planner:
         ids = list(dict.fromkeys(_names(thread_ids, "thread_ids")))
         if strategy == "delete":
             return (
-                Plan(_each(self.statements.delete_threads, {"thread_ids": chunk}), atomic=True)
+                Plan(_each(self.statements.delete_threads, {THREAD_IDS: chunk}), atomic=True)
                 for chunk in _chunks(ids, PRUNE_BATCH)
             )
         return (Plan(self._keep_latest(thread_id), atomic=True) for thread_id in ids)
@@ -303,41 +351,41 @@ class Planner:
         saves while the thread is pruned loses nothing."""
         s = self.statements
         yield from self._lock()
-        heads = yield Step(s.prune_heads, {"thread_id": thread_id}, fetch=True)
+        heads = yield Step(s.prune_heads, {THREAD_ID: thread_id}, fetch=True)
         deleted = False
         for h in heads or ():
-            if h["n"] <= 1:
+            if h[COUNT] <= 1:
                 continue
-            ns, head = h["checkpoint_ns"], h["head"]
+            ns, head = h[CHECKPOINT_NS], h[HEAD]
             keep = [head]
-            if h["parent_sends"]:
-                keep.append(h["parent_checkpoint_id"])
-            channels = delta_channels(h["metadata"], h["versions"])
+            if h[PARENT_SENDS]:
+                keep.append(h[PARENT_CHECKPOINT_ID])
+            channels = delta_channels(h[METADATA], h[VERSIONS])
             if channels:
                 rows = yield Step(
                     s.keep_chain(len(channels)),
                     {
-                        "thread_id": thread_id,
-                        "checkpoint_ns": ns,
-                        "checkpoint_id": head,
-                        **{f"ch_{i}": ch for i, ch in enumerate(channels)},
+                        THREAD_ID: thread_id,
+                        CHECKPOINT_NS: ns,
+                        CHECKPOINT_ID: head,
+                        **{channel_key(i): ch for i, ch in enumerate(channels)},
                     },
                     fetch=True,
                 )
-                keep += [r["checkpoint_id"] for r in rows or ()]
+                keep += [r[CHECKPOINT_ID] for r in rows or ()]
             keep = list(dict.fromkeys(keep))
             params = {
-                "prune_thread": thread_id,
-                "prune_ns": ns,
-                "head": head,
-                "keep": keep,
-                "keep_all": keep,
+                PRUNE_THREAD: thread_id,
+                PRUNE_NS: ns,
+                HEAD: head,
+                KEEP: keep,
+                KEEP_ALL: keep,
             }
             for statement in s.prune_trim:
                 yield Step(statement, params)
             deleted = True
         if deleted:
-            yield Step(s.delete_unreferenced_blobs, {"thread_ids": [thread_id]})
+            yield Step(s.delete_unreferenced_blobs, {THREAD_IDS: [thread_id]})
 
     def delta_history(
         self, config: RunnableConfig, channels: Sequence[str]
@@ -354,7 +402,7 @@ class Planner:
         if not names:
             return Plan(_value({}))
         where = codec.target(config)
-        params: dict[str, Any] = {**where, **{f"ch_{i}": ch for i, ch in enumerate(names)}}
+        params: dict[str, Any] = {**where, **{channel_key(i): ch for i, ch in enumerate(names)}}
         return Plan(self._delta_history(names, params))
 
     def _delta_history(
@@ -365,25 +413,25 @@ class Planner:
         found: dict[str, list[Mapping[str, Any]]] = {ch: [] for ch in channels}
         seeds: dict[str, Any] = {}
         for r in rows or ():
-            channel, kind = r["channel"], r["kind"]
-            if kind == "w":
+            channel, kind = r[CHANNEL], r[KIND]
+            if kind == KIND_WRITE:
                 found[channel].append(r)
-            elif kind == "b":
-                seeds[channel] = self.serde.loads_typed((r["type"], r["blob"]))
+            elif kind == KIND_BLOB:
+                seeds[channel] = self.serde.loads_typed((r[TYPE], r[BLOB]))
             else:
-                seeds[channel] = (r["value"] or {}).get(channel)
+                seeds[channel] = (r[VALUE] or {}).get(channel)
         out: dict[str, DeltaChannelHistory] = {}
         for channel in channels:
             ordered = sorted(  # oldest checkpoint first: ancestors have smaller ids
                 found[channel],
                 key=lambda r: (
-                    r["checkpoint_id"],
-                    writes_sort_key(r["task_path"] or "", r["task_id"], r["idx"]),
+                    r[CHECKPOINT_ID],
+                    writes_sort_key(r[TASK_PATH] or "", r[TASK_ID], r[IDX]),
                 ),
             )
             entry = DeltaChannelHistory(
                 writes=[
-                    (r["task_id"], channel, self.serde.loads_typed((r["type"], r["blob"])))
+                    (r[TASK_ID], channel, self.serde.loads_typed((r[TYPE], r[BLOB])))
                     for r in ordered
                 ]
             )
@@ -398,20 +446,20 @@ class Planner:
         blob_rows: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
         writes: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
         for r in rows:
-            kind = r["kind"]
-            if kind == "c":
+            kind = r[KIND]
+            if kind == KIND_CHECKPOINT:
                 checkpoints.append(r)
-            elif kind == "b":
-                blob_rows[(r["thread_id"], r["checkpoint_ns"], r["channel"], r["version"])] = r
+            elif kind == KIND_BLOB:
+                blob_rows[(r[THREAD_ID], r[CHECKPOINT_NS], r[CHANNEL], r[VERSION])] = r
             else:
-                writes[(kind, r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"])].append(r)
+                writes[(kind, r[THREAD_ID], r[CHECKPOINT_NS], r[CHECKPOINT_ID])].append(r)
         checkpoints.sort(
-            key=lambda r: (r["checkpoint_id"], r["thread_id"], r["checkpoint_ns"]), reverse=True
+            key=lambda r: (r[CHECKPOINT_ID], r[THREAD_ID], r[CHECKPOINT_NS]), reverse=True
         )
         out = []
         for c in checkpoints:
-            thread_id, ns = c["thread_id"], c["checkpoint_ns"]
-            versions = (c["checkpoint"] or {}).get("channel_versions") or {}
+            thread_id, ns = c[THREAD_ID], c[CHECKPOINT_NS]
+            versions = (c[CHECKPOINT] or {}).get("channel_versions") or {}
             blobs = [
                 blob_rows[key]
                 for channel, version in versions.items()
@@ -422,8 +470,8 @@ class Planner:
                     self.serde,
                     c,
                     blobs,
-                    writes.get(("w", thread_id, ns, c["checkpoint_id"]), ()),
-                    writes.get(("s", thread_id, ns, c["parent_checkpoint_id"]), ()),
+                    writes.get((KIND_WRITE, thread_id, ns, c[CHECKPOINT_ID]), ()),
+                    writes.get((KIND_SEND, thread_id, ns, c[PARENT_CHECKPOINT_ID]), ()),
                 )
             )
         return out
@@ -494,13 +542,13 @@ def _none() -> Steps[None]:
 def _with_blob_arrays(row: CheckpointRow, blobs: list[BlobRow]) -> dict[str, Any]:
     return {
         **row,
-        "type": None,
-        "b_thread_id": row["thread_id"],
-        "b_checkpoint_ns": row["checkpoint_ns"],
-        "b_channel": [b["channel"] for b in blobs],
-        "b_version": [b["version"] for b in blobs],
-        "b_type": [b["type"] for b in blobs],
-        "b_blob": [b["blob"] for b in blobs],
+        TYPE: None,
+        B_THREAD_ID: row["thread_id"],
+        B_CHECKPOINT_NS: row["checkpoint_ns"],
+        B_CHANNEL: [b["channel"] for b in blobs],
+        B_VERSION: [b["version"] for b in blobs],
+        B_TYPE: [b["type"] for b in blobs],
+        B_BLOB: [b["blob"] for b in blobs],
     }
 
 
@@ -515,13 +563,13 @@ def _write_arrays(rows: list[WriteRow]) -> dict[str, Any]:
     """One task's writes (`put_writes`): the keys they share, and the rest as arrays."""
     first = rows[0]
     return {
-        "thread_id": first["thread_id"],
-        "checkpoint_ns": first["checkpoint_ns"],
-        "checkpoint_id": first["checkpoint_id"],
-        "task_id": first["task_id"],
-        "task_path": first["task_path"],
-        "w_channel": [r["channel"] for r in rows],
-        "w_type": [r["type"] for r in rows],
-        "w_blob": [r["blob"] for r in rows],
-        "w_idx": [r["idx"] for r in rows],
+        THREAD_ID: first["thread_id"],
+        CHECKPOINT_NS: first["checkpoint_ns"],
+        CHECKPOINT_ID: first["checkpoint_id"],
+        TASK_ID: first["task_id"],
+        TASK_PATH: first["task_path"],
+        W_CHANNEL: [r["channel"] for r in rows],
+        W_TYPE: [r["type"] for r in rows],
+        W_BLOB: [r["blob"] for r in rows],
+        W_IDX: [r["idx"] for r in rows],
     }

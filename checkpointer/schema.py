@@ -8,8 +8,9 @@ Alembic's comparison with a database created by the official saver finds no drif
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Index, Integer, LargeBinary, MetaData, Table, Text, text
-from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+from sqlalchemy import Column, Index, Integer, MetaData, Table, Text, text
+
+from .dialects import Blob, JsonDocument
 
 metadata = MetaData(
     naming_convention={
@@ -18,9 +19,6 @@ metadata = MetaData(
     }
 )
 """The `MetaData` holding our tables: pass it to Alembic or exclude it from your own."""
-
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
-Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
 
 checkpoints = Table(
     "checkpoints",

@@ -16,15 +16,16 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import migrations
-from .base import SaverBase
-from .direct import DirectConnection
+from .base import SaverBase, finish, resume
+from .engines import expect_sync_engine
 from .errors import translated
-from .plans import Emit, Plan, Rows
+from .plans import Emit, Plan, Step
+from .urls import sync_url
 
 T = TypeVar("T")
 
@@ -39,7 +40,11 @@ class SQLAlchemySaver(SaverBase):
         *,
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
+        fast_path: bool = True,
     ) -> None:
+        """`fast_path=False` runs every statement through SQLAlchemy's `Connection`
+        (see `checkpointer.fastpath`)."""
+        expect_sync_engine(engine)
         if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
             raise ValueError(
                 f"{engine.url!s} is an in-memory SQLite database on a SingletonThreadPool, "
@@ -51,8 +56,8 @@ class SQLAlchemySaver(SaverBase):
         super().__init__(engine.dialect.name, serde=serde, schema=schema)
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
-        self._schema_check = threading.Lock()  # concurrent first calls: one check
-        self._use_direct(engine, self._autocommit)
+        self._first_use_lock = threading.Lock()  # concurrent first calls: one check
+        self._use_engines(engine, self._engine, self._autocommit, fast_path)
         if self._planner.statements.dialect.single_writer:
             self._write_turn = threading.Lock()
         # A StaticPool hands the same DBAPI connection to every thread: concurrent calls
@@ -65,74 +70,70 @@ class SQLAlchemySaver(SaverBase):
     @contextmanager
     def from_conn_string(
         cls,
-        url: str,
+        url: str | URL,
         *,
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
+        fast_path: bool = True,
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
-        """A saver on an engine of its own, disposed on exit. An in-memory SQLite URL
-        gets one connection shared by all threads, so every thread sees one database."""
-        if _memory_sqlite(make_url(url)) and "poolclass" not in engine_kwargs:
+        """A saver on an engine of its own, disposed on exit. A URL without a driver
+        (`postgresql://`, `sqlite://`) gets one that is installed (`checkpointer.urls`).
+        An in-memory SQLite URL gets one connection shared by all threads, so every
+        thread sees one database."""
+        url = sync_url(url)
+        if _memory_sqlite(url) and "poolclass" not in engine_kwargs:
             connect_args = {"check_same_thread": False, **engine_kwargs.get("connect_args", {})}
             engine_kwargs = {**engine_kwargs, "poolclass": StaticPool}
             engine_kwargs["connect_args"] = connect_args
         engine = create_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde, schema=schema)
+            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path)
         finally:
             engine.dispose()
 
-    def setup(self) -> list[str]:
+    def setup(self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
-        from many processes at once. Returns the revisions this call applied."""
+        from many processes at once. Returns the revisions this call applied. Waits at
+        most `lock_timeout` seconds for another migrator (None: no limit), then raises
+        `MigrationLockTimeoutError` naming it."""
         with self.engine.connect() as conn:
-            applied = migrations.upgrade(conn, schema=self.schema)
+            applied = migrations.upgrade(conn, schema=self.schema, lock_timeout=lock_timeout)
         self._schema_ready = True
         return applied
 
     # -- executing plans ---------------------------------------------------------
 
-    def _connect(self, plan: Plan[Any]) -> AbstractContextManager[Connection | DirectConnection]:
-        if plan.atomic:
-            return self._engine.begin()
-        return self._autocommit_connection(self._autocommit)
-
-    def _ensure_schema(self) -> None:
-        """The first use checks the database is migrated (see `SaverBase._check_schema`)."""
-        if not self._schema_ready:
-            with self._schema_check:
-                if not self._schema_ready:
-                    with self._serial, self._autocommit.connect() as conn:
-                        self._check_schema(conn)
+    def _ensure_ready(self) -> None:
+        """The first use checks the database is migrated (see `SaverBase._first_use`)."""
+        if not self._ready:
+            with self._first_use_lock, self._serial:
+                if not self._ready:
+                    self._first_use()
 
     def _run(self, plan: Plan[T]) -> T:
-        self._ensure_schema()
-        steps = plan.steps
+        self._ensure_ready()
         try:
-            step = next(steps)
+            item = next(plan.steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        with self._serial, self._turn(plan, step), translated(), self._connect(plan) as conn:
-            outcome = self._drive(conn, plan, step)
-        return self._finish(plan, outcome)
+        with self._serial, self._turn(plan, item), translated():
+            outcome = self._drive(plan, item)
+        return finish(plan, outcome)
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
-        """Run a plan that emits values; each statement on its own connection."""
-        self._ensure_schema()
-        steps = plan.steps
-        rows: Rows | None = None
-        while True:
-            try:
-                item = steps.send(rows)
-            except StopIteration:
-                return
-            if isinstance(item, Emit):
-                rows = None
-                yield item.value
-                continue
-            with self._serial, translated(), self._autocommit_connection(self._autocommit) as conn:
-                rows = self._execute(conn, item)
+        """Run a plan that emits values, holding no connection while the consumer
+        works: each run of statements between two values on a connection of its own."""
+        self._ensure_ready()
+        item = resume(plan)
+        while item is not None:
+            if isinstance(item, Step):
+                with self._serial, translated():
+                    item = self._drive(plan, item)
+                if not isinstance(item, Emit):
+                    return
+            yield item.value
+            item = resume(plan)
 
     # -- async use is a mistake: say what to use instead ----------------------------
 

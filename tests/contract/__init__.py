@@ -1,1 +1,2 @@
-"""The saver's contract on real databases: conformance, compatibility with the official saver, filters, bad input, operations."""
+"""The saver's contract on real databases: conformance, the official saver's reading
+of our rows, filters, bad input, operations."""

@@ -282,8 +282,8 @@ async def test_a_stored_version_on_another_branch_does_not_end_the_walk(
     saver: AsyncSQLAlchemySaver, versions: list[str], fork_version: str
 ) -> None:
     """The walk probes for stored blobs only below the highest stored version at or
-    under the target's (`Statements._walk`); that version may belong to another branch,
-    and versions need not order as text the way they count."""
+    under the target's (`statements.walk.chain_walk`); that version may belong to
+    another branch, and versions need not order as text the way they count."""
     thread = str(uuid4())
     ids = [str(uuid6(clock_seq=i)) for i in range(len(versions) + 1)]
 
@@ -319,8 +319,8 @@ async def test_a_stored_version_on_another_branch_does_not_end_the_walk(
 async def test_long_linear_chains_scan_and_short_forks_look_up(pg_url: str) -> None:
     """On PostgreSQL a chain's writes are read by one range scan when the chain is most
     of the checkpoints between its ends, else by one lookup per checkpoint
-    (`Statements._chain_writes`): a fork off an old checkpoint must not scan the whole
-    history in between. Both read what the base class reads."""
+    (`statements.history.History._chain_writes`): a fork off an old checkpoint must not
+    scan the whole history in between. Both read what the base class reads."""
     engine = create_async_engine(pg_url)
     try:
         saver = AsyncSQLAlchemySaver(engine)

@@ -1,6 +1,8 @@
 """The built wheel works with no repository around: it ships the Alembic scripts and
 `py.typed`, and `setup()` from a clean virtual environment migrates an empty SQLite
-file and an empty PostgreSQL database, after which the saver stores and reads."""
+file and an empty PostgreSQL database, after which the saver stores and reads. Installed
+with `[postgres,sqlite]` only (no psycopg), plain `postgresql://` URLs work for the CLI
+and the async saver, and the CLI refuses to write into the installed package."""
 
 from __future__ import annotations
 
@@ -63,6 +65,40 @@ print(json.dumps(asyncio.run(main())))
 """
 
 
+PLAIN_URLS = """
+import asyncio, json, sys
+
+from checkpointer import AsyncSQLAlchemySaver, MissingDriverError, SQLAlchemySaver
+from langgraph.checkpoint.base import empty_checkpoint
+
+
+async def main(url):
+    config = {"configurable": {"thread_id": "plain", "checkpoint_ns": ""}}
+    async with AsyncSQLAlchemySaver.from_conn_string(url) as saver:
+        applied = await saver.setup()
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"n": 1}
+        checkpoint["channel_versions"] = {"n": "1"}
+        await saver.aput(config, checkpoint, {}, {"n": "1"})
+        got = await saver.aget_tuple(config)
+        result = {
+            "applied": applied,
+            "driver": saver.engine.dialect.driver,
+            "values": got.checkpoint["channel_values"],
+        }
+    try:
+        with SQLAlchemySaver.from_conn_string(url):
+            pass
+    except MissingDriverError as error:
+        result["sync_error"] = type(error).__name__
+        result["names_extra"] = "langgraph-checkpoint-sqlalchemy[psycopg]" in str(error)
+    return result
+
+
+print(json.dumps(asyncio.run(main(sys.argv[1]))))
+"""
+
+
 def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
@@ -99,8 +135,11 @@ def test_wheel_installs_and_migrates_from_a_clean_venv(tmp_path: Path, fresh_pg:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     _run(
         sys.executable, "-m", "pip", "--python", python, "install", "--quiet",
-        wheel, "aiosqlite", "asyncpg", cwd=tmp_path, env=env,
+        f"{wheel}[postgres,sqlite]", cwd=tmp_path, env=env,
     )  # fmt: skip
+    freeze = _run(sys.executable, "-m", "pip", "--python", python, "freeze", cwd=tmp_path)
+    assert "asyncpg" in freeze
+    assert "psycopg" not in freeze  # the plain-URL checks below run without it
 
     work = tmp_path / "work"
     work.mkdir()
@@ -120,6 +159,34 @@ def test_wheel_installs_and_migrates_from_a_clean_venv(tmp_path: Path, fresh_pg:
         assert {"checkpoints", "checkpoint_blobs", "checkpoint_writes"} <= set(got["tables"])
         assert "checkpointer_alembic_version" in got["tables"]
         assert "alembic_version" not in got["tables"]
+
+    # Plain URLs with only `[postgres]`: the CLI and the async saver run on asyncpg, the
+    # sync saver names the extra that installs psycopg.
+    plain = pg_database_url(fresh_pg).replace("postgresql+asyncpg://", "postgresql://")
+    pg_cli = (python, "-m", "checkpointer", "-x", f"url={plain}")
+    downgraded = subprocess.run(
+        [*map(str, pg_cli), "downgrade", "base"], cwd=work, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert downgraded.returncode == 0, downgraded.stderr
+    assert "reverted revisions" in downgraded.stderr
+    assert "postgresql+asyncpg://" in downgraded.stderr
+    (work / "plain.py").write_text(PLAIN_URLS)
+    out = _run(python, "plain.py", plain, cwd=work, env=env)
+    assert json.loads(out.strip().splitlines()[-1]) == {
+        "applied": ["0001", "0002", "0003"],
+        "driver": "asyncpg",
+        "values": {"n": 1},
+        "sync_error": "MissingDriverError",
+        "names_extra": True,
+    }
+    before = {p.name for p in (installed.parent / "_alembic" / "versions").iterdir()}
+    refused = subprocess.run(
+        [*map(str, pg_cli), "revision", "-m", "x"], cwd=work, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert {p.name for p in (installed.parent / "_alembic" / "versions").iterdir()} == before
 
     # The Alembic CLI of the installed package, with no alembic.ini or checkout around.
     cli_db = work / "cli.db"

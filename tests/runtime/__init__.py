@@ -1,1 +1,2 @@
-"""How the savers run: the fast path, sync bridges, concurrency, shared engines, statement counts."""
+"""How the savers run: the fast path, sync bridges, concurrency, shared engines,
+statement counts."""

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
+from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver, codec
 from checkpointer.schema import checkpoint_blobs, checkpoint_writes, checkpoints
 
 N = 100
@@ -313,6 +313,7 @@ async def test_values_are_serialized_before_checkout(engine: AsyncEngine, db_url
     """Every `dumps_typed` call of `aput`/`aput_writes` (and of `put`/`put_writes`) runs
     while no connection is checked out of the engine's pool."""
     serde = CheckoutRecorder()
+    codec.inlines_primitives(serde)  # the serde's one plaintext probe, before recording
     serde.pools.append(engine.pool)
     saver = AsyncSQLAlchemySaver(engine, serde=serde)
     checkpoint, versions = _checkpoint([{"a": 1}, "b"])
@@ -337,6 +338,7 @@ async def test_values_are_serialized_before_checkout(engine: AsyncEngine, db_url
     sync_engine: Engine = create_engine(_sync_url(db_url))
     try:
         sync_serde = CheckoutRecorder()
+        codec.inlines_primitives(sync_serde)
         sync_serde.pools.append(sync_engine.pool)
         sync_saver = SQLAlchemySaver(sync_engine, serde=sync_serde)
         checkpoint, versions = _checkpoint(["c"])

@@ -1,4 +1,4 @@
-"""The direct path (`checkpointer.direct`): on PostgreSQL, autocommit plans run on the
+"""The fast path (`checkpointer.fastpath`): on PostgreSQL, autocommit plans run on the
 pooled DBAPI cursor when nobody listens to the engine's statements. These tests prove
 it is taken, returns what `Connection` returns, leaves pooled connections as it found
 them, and fails the way `Connection` fails."""
@@ -345,8 +345,8 @@ async def test_asyncpg_statements_too_long_for_its_cache_stay_prepared(pg_url: s
 
 @contextmanager
 def greenlets_spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
-    """Every `greenlet_spawn` the async saver makes (our own call site, counted)."""
-    from checkpointer import aio
+    """Every `greenlet_spawn` the async saver makes (our own call sites, counted)."""
+    from checkpointer import aio, fastpath
 
     spawned: list[object] = []
     real = aio.greenlet_spawn
@@ -356,10 +356,12 @@ def greenlets_spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]
         return await real(fn, *args, **kwargs)
 
     monkeypatch.setattr(aio, "greenlet_spawn", counting)
+    monkeypatch.setattr(fastpath, "greenlet_spawn", counting)
     try:
         yield spawned
     finally:
         monkeypatch.setattr(aio, "greenlet_spawn", real)
+        monkeypatch.setattr(fastpath, "greenlet_spawn", real)
 
 
 async def test_asyncpg_calls_take_no_greenlet_from_an_idle_pool(

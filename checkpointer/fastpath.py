@@ -1,0 +1,581 @@
+"""The fast path: autocommit statements run without SQLAlchemy's `Connection`.
+
+`Connection.execute` costs about 80 µs of CPU per statement over the driver (events,
+execution context, result objects), and checking out a `Connection` in autocommit
+another 50: on loopback an agent step is CPU-bound, and this was a third of ours. For
+plans that need no transaction, this runs each statement as SQLAlchemy compiled it (once
+per statement), with SQLAlchemy's bind and result processors, on a connection from the
+engine's own pool, and wraps driver errors as `Connection` would
+(`sqlalchemy.exc.DBAPIError`; a disconnect invalidates the connection).
+
+On asyncpg it skips SQLAlchemy's DBAPI adapter too and awaits the driver's own
+`Connection.fetch`/`execute` (its statement cache, the type codecs SQLAlchemy set up on
+connect, outside any transaction): the adapter's cursor cost another 30 µs per
+statement. Driver errors go through the adapter's own translation first, so they come out
+as they would through the cursor. A statement too long for asyncpg's statement cache goes
+through the adapter's cursor, whose own cache keeps it prepared. Where taking and
+returning a pooled connection needs no I/O (`FastPath.lease`), the async saver runs such
+plans on the event loop without a greenlet (one costs about 40 µs of CPU).
+
+The door, and all the savers see of it:
+- `probe(...)`, once per saver: versions known and every private attribute this module
+  reads present (`PROBED`), else one INFO line on the `checkpointer` logger and `None`;
+- `FastPath.usable()`, per call: nothing observes statements (no `echo`, the
+  `sqlalchemy.engine` logger below INFO, no statement or execution listener); otherwise
+  the call goes through `Connection`, which logs and fires them;
+- `FastPath.trial()`, at a saver's first use: one statement that must read back right;
+- `FastPath.connect()` (sync: `execute(step) -> rows`) and `FastPath.lease()` (async,
+  on the event loop: `await execute(step)`, `await release()`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import Engine, Integer, bindparam, event, select
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.exc import DBAPIError, MissingGreenlet, StatementError
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import await_only, greenlet_spawn
+
+from .plans import Rows, Step
+
+log = logging.getLogger("checkpointer")
+
+COMPILED_KEEP = 512
+"""Compiled statements kept per saver (the filtered list statements are bounded too)."""
+
+SQLALCHEMY_TESTED = (((2, 0, 55), (2, 1)), ((2, 1, 5), (2, 2)))
+"""SQLAlchemy versions this module was run on (from, before). In 2.0.30-2.0.54 and
+2.1.0-2.1.4 the async pool awaits its queue whenever its overflow is full (say
+`max_overflow=0` with every connection made), even with a connection idle in it: taking
+one off a greenlet always failed (`MissingGreenlet`), so every call paid for the stale
+route and then a greenlet (pyproject.toml excludes them)."""
+
+ASYNCPG_TESTED = ((0, 29), (0, 33))
+"""asyncpg versions this module was run on (from, before)."""
+
+PROBED = (
+    ("sqlalchemy.pool.Pool", "_pre_ping"),
+    ("sqlalchemy.dialects.postgresql.asyncpg.AsyncAdapt_asyncpg_connection", "_handle_exception"),
+    ("sqlalchemy.util.concurrency", "in_greenlet"),
+    ("asyncpg.Connection", "_config"),
+    ("asyncpg.connect_utils._ClientConfiguration", "max_cacheable_statement_size"),
+)
+"""The private attributes of other packages this module reads (asyncpg engines only),
+each checked by `probe` before a saver uses the fast path."""
+
+TRIAL = select(bindparam("trial", type_=Integer).label("trial"))
+"""The statement `FastPath.trial` runs at first use (it must read back its parameter)."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A statement as the driver takes it, and what converts values on the way."""
+
+    compiled: SQLCompiler
+    sql: str
+    order: tuple[str, ...] | None
+    """Bind names in placeholder order (positional paramstyles), else None."""
+    names: Mapping[str, str]
+    """Bind name -> the name in the SQL (named paramstyles escape some names)."""
+    binds: Mapping[str, Callable[[Any], Any]]
+    results: tuple[Callable[[Any], Any] | None, ...] | None
+    """Per result column, or None when no column needs converting."""
+
+
+def probe(
+    engine: Engine,
+    schema: str | None,
+    fallback: Callable[[Step], Rows | None],
+    views: Sequence[Engine] = (),
+) -> FastPath | None:
+    """A fast path for `engine`, or None (with one INFO line saying why) when a version
+    or an attribute it relies on is not what it was tested with. `fallback` runs a step
+    this path cannot (on a `Connection` of its own); `views` are the saver's
+    `execution_options` views of `engine`, whose `echo` is kept to the engine's."""
+    why = _why_not(engine)
+    if why is not None:
+        log.info("fast path off for %s, statements go through Connection: %s", engine.url, why)
+        return None
+    return FastPath(engine, schema, fallback, views)
+
+
+def _why_not(engine: Engine) -> str | None:
+    found = _version(sqlalchemy.__version__)
+    if not any(low <= found < high for low, high in SQLALCHEMY_TESTED):
+        return f"SQLAlchemy {sqlalchemy.__version__} is not among the versions it was tested on"
+    dialect = engine.dialect
+    needed = (
+        (engine.dispatch, ("before_execute", "after_execute", "before_cursor_execute")),
+        (engine.dispatch, ("after_cursor_execute",)),
+        (dialect.dispatch, ("handle_error", "do_execute", "do_execute_no_params")),
+        (dialect, ("execute_sequence_format", "is_disconnect", "set_isolation_level")),
+        (dialect, ("reset_isolation_level", "loaded_dbapi")),
+    )
+    for owner, names in needed:
+        for name in names:
+            if not hasattr(owner, name):
+                return f"{type(owner).__name__} has no {name!r}"
+    compiled = TRIAL.compile(dialect=dialect)
+    for name in (
+        "positiontup",
+        "escaped_bind_names",
+        "binds",
+        "literal_execute_params",
+        "post_compile_params",
+    ):
+        if not hasattr(compiled, name):
+            return f"SQLAlchemy's compiled statements have no {name!r}"
+    if "escape_names" not in inspect.signature(compiled.construct_params).parameters:
+        return "SQLAlchemy's construct_params takes no escape_names"
+    if dialect.driver != "asyncpg":
+        return None
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover  (the dialect imported it)
+        return "asyncpg is not importable"
+    if not ASYNCPG_TESTED[0] <= _version(asyncpg.__version__) < ASYNCPG_TESTED[1]:
+        return f"asyncpg {asyncpg.__version__} is not among the versions it was tested on"
+    for where, name in PROBED:
+        target = engine.pool if where == "sqlalchemy.pool.Pool" else _resolve(where)
+        if target is None or not hasattr(target, name):
+            return f"{where} has no {name!r}"
+    for name in ("checkout", "checkin", "reset"):
+        if not hasattr(engine.pool.dispatch, name):
+            return f"the pool's events have no {name!r}"
+    return None
+
+
+def _resolve(dotted: str) -> Any:
+    """The object a dotted name stands for (module, then attributes), or None."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            found = getattr(found, part, None)
+        return found
+    return None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def _refuse_off_greenlet(*args: Any) -> None:
+    """`do_connect` listener: connecting off a greenlet fails anyway (`MissingGreenlet`);
+    failing before the driver's `connect()` coroutine exists leaves none unawaited to
+    warn about. Only `FastPath.lease` connects off a greenlet, when the idle connection it
+    was handed must reconnect (invalidated, or past `pool_recycle`)."""
+    from sqlalchemy.util.concurrency import in_greenlet
+
+    if not in_greenlet():
+        raise MissingGreenlet("a stale pooled connection must reconnect in a greenlet")
+
+
+class FastPath:
+    """Runs `Step`s of autocommit plans on one engine's pool, bypassing `Connection`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        schema: str | None,
+        fallback: Callable[[Step], Rows | None],
+        views: Sequence[Engine] = (),
+    ) -> None:
+        self.engine = engine
+        self.views = tuple(views)
+        self._echo = engine.echo
+        self.fallback = fallback
+        self.dialect = engine.dialect
+        self._schemas = {None: schema} if schema else None
+        self.asyncpg = engine.dialect.driver == "asyncpg"
+        """Statements go to the asyncpg connection itself, not the DBAPI adapter."""
+        self.named_rows = _named_rows(engine.dialect.driver)
+        # statements hash by identity; the ones we run are built once and kept
+        self._compiled: dict[Executable, Compiled | None] = {}
+        self._stale = False
+        """`lease` met an idle connection that must reconnect: reconnect the idle ones
+        (in a greenlet) at the next `connect`."""
+        self._cacheable = 15 * 1024
+        """asyncpg's `max_cacheable_statement_size` (read from a connection at `trial`)."""
+        if self.asyncpg and not event.contains(engine, "do_connect", _refuse_off_greenlet):
+            event.listen(engine, "do_connect", _refuse_off_greenlet)
+
+    # -- the door ------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        """Nobody observes statements on this engine (checked per call: listeners and
+        logging may be switched on at any time): no statement or execution listener
+        (`handle_error` and `do_execute*` live on the dialect) and no SQL logging, by
+        `echo` or by the `sqlalchemy.engine` logger's level."""
+        engine = self.engine
+        if engine.echo is not self._echo:
+            self._follow_echo()
+        d = engine.dispatch
+        e = self.dialect.dispatch
+        return not (
+            d.before_execute
+            or d.after_execute
+            or d.before_cursor_execute
+            or d.after_cursor_execute
+            or e.handle_error
+            or e.do_execute
+            or e.do_execute_no_params
+            or engine.logger.isEnabledFor(logging.INFO)
+        )
+
+    def _follow_echo(self) -> None:
+        """`echo` set on the engine after the saver was made: an `execution_options`
+        view keeps the value it was made with, so the `Connection`s this path steps
+        aside for would not log; they follow the engine's."""
+        self._echo = self.engine.echo
+        for view in self.views:
+            view.echo = self._echo
+
+    def trial(self) -> bool:
+        """Run one statement this way (sync: in a greenlet on the async saver) and check
+        it reads back; False (with one INFO line) if it does not. Database errors
+        propagate: they say nothing about this path."""
+        try:
+            with self.connect() as conn:
+                if self.asyncpg:
+                    conn.fairy = self.engine.raw_connection()
+                    config = conn.fairy.driver_connection._config
+                    self._cacheable = int(config.max_cacheable_statement_size)
+                rows = conn.execute(Step(TRIAL, {"trial": 7}, fetch=True))
+            got = [dict(r) for r in rows or ()]
+            if got != [{"trial": 7}]:
+                raise ValueError(f"the trial statement read {got!r}")
+        except DBAPIError:
+            raise
+        except Exception as error:
+            log.info(
+                "fast path off for %s, statements go through Connection: trial statement "
+                "failed (%s: %s)",
+                self.engine.url,
+                type(error).__name__,
+                error,
+            )
+            return False
+        return True
+
+    def connect(self) -> FastConnection:
+        """A connection for one plan's statements (sync; in a greenlet on the async
+        saver), taken at its first statement."""
+        if self._stale:
+            self._stale = False
+            self._reconnect_idle()
+        return FastConnection(self)
+
+    def lease(self) -> Leased | None:
+        """A pooled connection taken on the event loop itself, without a greenlet, or
+        None where taking one might wait or do I/O: only asyncpg, from SQLAlchemy's own
+        async queue pool with an idle connection in it, no pre-ping and no pool
+        listeners (which may do I/O). An idle connection that must reconnect
+        (invalidated, or due for `pool_recycle`) fails (`_refuse_off_greenlet`) having
+        been given back: None, and the next `connect` reconnects the idle ones."""
+        pool: Any = self.engine.pool
+        if (
+            not self.asyncpg
+            or self._stale
+            or type(pool) is not AsyncAdaptedQueuePool
+            or pool._pre_ping
+            or pool.dispatch.checkout
+            or pool.dispatch.checkin
+            or pool.dispatch.reset
+            or pool.checkedin() == 0
+        ):
+            return None
+        try:
+            fairy = pool.connect()
+        except MissingGreenlet:
+            self._stale = True
+            return None
+        conn = FastConnection(self)
+        conn.fairy = fairy
+        return Leased(conn)
+
+    # -- inside ----------------------------------------------------------------------
+
+    def _reconnect_idle(self) -> None:
+        """Check out every idle connection and give it back (in a greenlet, where
+        reconnecting can happen), so a stale one does not keep coming back to `lease`
+        at the head of the pool's queue."""
+        pool: Any = self.engine.pool
+        taken = []
+        try:
+            for _ in range(pool.checkedin()):
+                taken.append(self.engine.raw_connection())
+        finally:
+            for fairy in taken:
+                fairy.close()
+
+    def give_back(self, fairy: Any) -> bool:
+        """Return a leased connection to the pool on the event loop when that needs no
+        I/O (the pool has room for it: no overflow connection to close, and rolling
+        back a connection with no transaction is a no-op); False: use a greenlet."""
+        pool: Any = self.engine.pool
+        if fairy.dbapi_connection is not None and pool.checkedin() >= pool.size():
+            return False
+        fairy.close()  # an invalidated one is already closed: this only lets it go
+        return True
+
+    def native(self, step: Step) -> Compiled | None:
+        """The compiled statement when asyncpg keeps it prepared (`_cacheable`: a longer
+        one, delta history of three channels or more, it would prepare and plan afresh
+        on every call; the adapter's cursor keeps it in SQLAlchemy's cache instead)."""
+        compiled = self.compiled(step)
+        if compiled is None or len(compiled.sql) > self._cacheable:
+            return None
+        return compiled
+
+    def params(self, compiled: Compiled, step: Step) -> Any:
+        """The step's parameters as the driver takes them, through the bind processors."""
+        values = compiled.compiled.construct_params(step.params, escape_names=False)  # type: ignore[arg-type]
+        binds = compiled.binds
+        if compiled.order is not None:
+            return self.dialect.execute_sequence_format(
+                [binds[k](values[k]) if k in binds else values[k] for k in compiled.order]
+            )
+        names = compiled.names
+        return {names.get(k, k): binds[k](v) if k in binds else v for k, v in values.items()}
+
+    def converted(self, compiled: Compiled, rows: Any, names: Sequence[str]) -> Rows:
+        """Rows readable by column name, with SQLAlchemy's result processors applied."""
+        results = compiled.results
+        if results is None:
+            if rows and isinstance(rows[0], self.named_rows):
+                return rows  # type: ignore[no-any-return]  # already read by column name
+            return [dict(zip(names, row, strict=True)) for row in rows]
+        out = []
+        for row in rows:
+            values_out = zip(names, results, row, strict=True)
+            out.append({n: (p(v) if p else v) for n, p, v in values_out})
+        return out
+
+    async def on_asyncpg(
+        self, fairy: Any, compiled: Compiled, params: Any, fetch: bool
+    ) -> Rows | None:
+        """Run a statement on the asyncpg connection under a pooled `fairy`."""
+        driver = fairy.driver_connection  # asyncpg.Connection
+        try:
+            try:
+                if not fetch:
+                    await driver.execute(compiled.sql, *params)
+                    return None
+                rows = await driver.fetch(compiled.sql, *params)
+            except Exception as error:
+                # raises it as the adapter's cursor would
+                fairy.dbapi_connection._handle_exception(error)
+                raise
+        except self.dialect.loaded_dbapi.Error as error:
+            raise self.wrapped(error, compiled.sql, params, fairy, None) from error
+        except BaseException as exit_:
+            if not isinstance(exit_, Exception):
+                # cancelled mid-statement: state unknown. Outside a greenlet SQLAlchemy
+                # closes the connection without waiting.
+                fairy.invalidate()
+            raise
+        return self.converted(compiled, rows, list(rows[0].keys()) if rows else ())
+
+    def wrapped(self, error: Any, sql: str, params: Any, fairy: Any, cursor: Any) -> StatementError:
+        """The error `Connection` would raise; a lost connection is invalidated."""
+        dialect = self.dialect
+        lost = dialect.is_disconnect(error, fairy.dbapi_connection, cursor)
+        if lost:
+            fairy.invalidate(error)
+        wrapped: StatementError = DBAPIError.instance(
+            sql,
+            params,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=self.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=dialect,
+        )
+        return wrapped
+
+    def compiled(self, step: Step) -> Compiled | None:
+        """The step's statement compiled for this engine, or None when this path must
+        not run it (executemany, expanding or literal-execute parameters)."""
+        if step.params is not None and not isinstance(step.params, Mapping):
+            return None
+        statement = step.statement
+        if statement in self._compiled:
+            return self._compiled[statement]
+        if len(self._compiled) >= COMPILED_KEEP:
+            self._compiled.clear()
+        made = self._compiled[statement] = self._compile(statement)
+        return made
+
+    def _compile(self, statement: Executable) -> Compiled | None:
+        dialect = self.dialect
+        kw: dict[str, Any] = {}
+        if self._schemas:
+            kw = {"schema_translate_map": self._schemas, "render_schema_translate": True}
+        compiled = statement.compile(dialect=dialect, **kw)  # type: ignore[attr-defined]
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            return None
+        binds = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                binds[name] = processor
+        results: tuple[Callable[[Any], Any] | None, ...] | None = None
+        columns = getattr(statement, "selected_columns", None)
+        if columns is not None:
+            results = tuple(
+                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+            )
+            if not any(results):
+                results = None
+        return Compiled(
+            compiled=compiled,
+            sql=compiled.string,
+            order=tuple(compiled.positiontup) if compiled.positional else None,  # type: ignore[arg-type]
+            names=compiled.escaped_bind_names,
+            binds=binds,
+            results=results,
+        )
+
+
+class FastConnection:
+    """A pooled connection outside any transaction for the statements of one plan
+    (asyncpg's own, or the DBAPI cursor in autocommit), taken at its first statement
+    and given back (isolation level restored) at the end, or before a statement this
+    path cannot run goes to a `Connection` of its own (so a plan never holds two
+    connections: with a pool of one, that would wait forever)."""
+
+    __slots__ = ("cursor", "fairy", "fast", "switched")
+
+    def __init__(self, fast: FastPath) -> None:
+        self.fast = fast
+        self.fairy: Any = None
+        self.cursor: DBAPICursor | None = None
+        self.switched = False
+        """The connection was switched to autocommit (restored on release)."""
+
+    def __enter__(self) -> FastConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _acquire(self) -> Any:
+        if self.fairy is None:
+            self.fairy = self.fast.engine.raw_connection()
+        return self.fairy
+
+    def _cursor(self) -> DBAPICursor:
+        """The connection's DBAPI cursor, the connection switched to autocommit first
+        (asyncpg's adapter would otherwise open a transaction for it)."""
+        if self.cursor is None:
+            fairy = self._acquire()
+            self.fast.dialect.set_isolation_level(fairy.dbapi_connection, "AUTOCOMMIT")
+            self.switched = True
+            self.cursor = fairy.cursor()
+        return self.cursor
+
+    def release(self) -> None:
+        fairy, cursor, switched = self.fairy, self.cursor, self.switched
+        if fairy is None:
+            return
+        self.fairy = self.cursor = None
+        self.switched = False
+        try:
+            if fairy.dbapi_connection is not None:  # None once invalidated
+                if cursor is not None:
+                    cursor.close()
+                if switched:
+                    self.fast.dialect.reset_isolation_level(fairy.dbapi_connection)
+        except Exception:
+            # never pool a connection left in autocommit; the plan's own outcome (or
+            # error) stands
+            fairy.invalidate()
+        finally:
+            fairy.close()
+
+    def execute(self, step: Step) -> Rows | None:
+        fast = self.fast
+        compiled = fast.compiled(step)
+        if compiled is None:
+            self.release()
+            return fast.fallback(step)
+        params = fast.params(compiled, step)
+        fairy = self._acquire()
+        if fast.asyncpg and len(compiled.sql) <= fast._cacheable:
+            return await_only(fast.on_asyncpg(fairy, compiled, params, step.fetch))
+        try:
+            cursor = self._cursor()
+            cursor.execute(compiled.sql, params)
+            if not step.fetch:
+                return None
+            names_out = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        except fast.dialect.loaded_dbapi.Error as error:
+            raise fast.wrapped(error, compiled.sql, params, fairy, self.cursor) from error
+        except BaseException as exit_:
+            if not isinstance(exit_, Exception):
+                # cancelled or interrupted mid-statement: the connection's state is
+                # unknown, so it is discarded, as `Connection` does
+                fairy.invalidate()
+            raise
+        return fast.converted(compiled, rows, names_out)
+
+
+class Leased:
+    """A plan's connection taken by `FastPath.lease` on the event loop: statements
+    asyncpg keeps prepared run there; any other goes to a greenlet on the same
+    connection (`FastConnection.execute`)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: FastConnection) -> None:
+        self.conn = conn
+
+    async def execute(self, step: Step) -> Rows | None:
+        conn = self.conn
+        fairy = conn.fairy
+        if fairy is not None and conn.cursor is None:
+            fast = conn.fast
+            compiled = fast.native(step)
+            if compiled is not None:
+                params = fast.params(compiled, step)
+                return await fast.on_asyncpg(fairy, compiled, params, step.fetch)
+        return await greenlet_spawn(conn.execute, step)
+
+    async def release(self) -> None:
+        """Give the connection back, on the event loop where that needs no I/O."""
+        conn = self.conn
+        fairy = conn.fairy
+        if fairy is None:
+            return
+        if conn.cursor is None and conn.fast.give_back(fairy):
+            conn.fairy = None
+            return
+        await greenlet_spawn(conn.release)
+
+
+def _named_rows(driver: str) -> tuple[type, ...]:
+    """Row types of this driver a plan can read by column name as they come
+    (asyncpg's `Record`), so they are not copied into dicts (1-2 µs a row)."""
+    if driver == "asyncpg":
+        from asyncpg import Record
+
+        return (Record,)
+    return ()

@@ -1,0 +1,33 @@
+"""Core constructs for every operation, built once per dialect and executed with bound
+parameters, so SQLAlchemy's compiled cache is hit on every call.
+
+Identifiers come from `schema`; values are always bound. One module per family:
+`writes` (put, put_writes, delete_thread), `reads` (get_tuple and list pages),
+`operations` (delete_for_runs, copy_thread, prune), `walk` (the parent-chain walk) and
+`history` (delta history over the walk). `Statements` gathers them for one dialect.
+The labels of the rows they return and the keys they bind are named in `rows`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ..dialects import for_name
+from .history import History
+from .operations import Operations
+from .reads import LIST_CHUNK, PageShape, Reads
+from .writes import Writes
+
+
+class Statements(Writes, Reads, Operations, History):
+    """The statements of one dialect: every family's, under one name (`put_checkpoint`,
+    `get_latest`, `prune_trim`, `delta_history(n)`, ...). Each is built on first use
+    and kept."""
+
+
+@cache
+def for_dialect(name: str) -> Statements:
+    return Statements(for_name(name))
+
+
+__all__ = ["LIST_CHUNK", "PageShape", "Statements", "for_dialect"]

@@ -1,0 +1,111 @@
+"""Writing a thread: checkpoints with their blobs, a task's writes, and deleting it.
+
+On PostgreSQL (`cte_dml`, `batch_as_arrays`) each is one statement whatever the batch:
+rows go as array parameters, and a checkpoint's blobs ride in a data-modifying CTE.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from sqlalchemy import Text, bindparam, delete, select
+from sqlalchemy.sql.expression import Delete, Insert
+
+from ..rows import (
+    B_BLOB,
+    B_CHANNEL,
+    B_CHECKPOINT_NS,
+    B_THREAD_ID,
+    B_TYPE,
+    B_VERSION,
+    BLOB,
+    CHANNEL,
+    CHECKPOINT_ID,
+    CHECKPOINT_NS,
+    IDX,
+    TASK_ID,
+    TASK_PATH,
+    THREAD_ID,
+    TYPE,
+    VERSION,
+    W_BLOB,
+    W_CHANNEL,
+    W_IDX,
+    W_TYPE,
+)
+from .common import Family, blobs, cp, writes
+
+BLOB_COLUMNS = ["thread_id", "checkpoint_ns", "channel", "version", "type", "blob"]
+WRITE_COLUMNS = [
+    "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "task_path", "idx",
+    "channel", "type", "blob",
+]  # fmt: skip
+
+
+class Writes(Family):
+    """`put`, `put_writes`, `delete_thread`."""
+
+    @cached_property
+    def put_blobs(self) -> Insert:
+        """Insert-or-ignore one blob row (executemany); a version's value never changes."""
+        d = self.dialect
+        return d.insert_or_ignore(blobs, d.insert(blobs))
+
+    @cached_property
+    def put_checkpoint(self) -> Insert:
+        """Upsert one checkpoint row; with `cte_dml`, its blob rows in the same statement,
+        as arrays (`b_channel`, `b_version`, `b_type`, `b_blob`, with `b_thread_id` and
+        `b_checkpoint_ns`)."""
+        d = self.dialect
+        stmt = d.upsert(cp, d.insert(cp), ["checkpoint", "metadata"])
+        if not d.cte_dml:
+            return stmt
+        values = d.array_rows(
+            {CHANNEL: B_CHANNEL, VERSION: B_VERSION, TYPE: B_TYPE}, {BLOB: B_BLOB}
+        )
+        blob_insert = d.insert(blobs).from_select(
+            BLOB_COLUMNS,
+            select(
+                bindparam(B_THREAD_ID, type_=Text),
+                bindparam(B_CHECKPOINT_NS, type_=Text),
+                values.c.channel,
+                values.c.version,
+                values.c.type,
+                values.c.blob,
+            ),
+        )
+        return stmt.add_cte(d.insert_or_ignore(blobs, blob_insert).cte("stored_blobs"))
+
+    @cached_property
+    def put_writes(self) -> Insert:
+        """Store a task's writes: special writes (negative idx) replace, others are kept
+        if already there. With `batch_as_arrays`, one statement for the whole batch."""
+        d = self.dialect
+        if d.batch_as_arrays:
+            # one task's writes: what they share is bound once, the rest as arrays
+            values = d.array_rows({CHANNEL: W_CHANNEL, TYPE: W_TYPE}, {BLOB: W_BLOB}, {IDX: W_IDX})
+            insert = d.insert(writes).from_select(
+                WRITE_COLUMNS,
+                select(
+                    bindparam(THREAD_ID, type_=Text),
+                    bindparam(CHECKPOINT_NS, type_=Text),
+                    bindparam(CHECKPOINT_ID, type_=Text),
+                    bindparam(TASK_ID, type_=Text),
+                    bindparam(TASK_PATH, type_=Text),
+                    values.c.idx,
+                    values.c.channel,
+                    values.c.type,
+                    values.c.blob,
+                ),
+            )
+        else:
+            insert = d.insert(writes)
+        return d.upsert(
+            writes, insert, ["channel", "type", "blob", "task_path"], where=insert.excluded.idx < 0
+        )
+
+    @cached_property
+    def delete_thread(self) -> tuple[Delete, ...]:
+        return tuple(
+            delete(t).where(t.c.thread_id == bindparam(THREAD_ID)) for t in (writes, blobs, cp)
+        )

@@ -1,0 +1,49 @@
+"""The recordings cover every plan: each `Planner` method, on both dialects, and
+through them every statement a dialect has."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import pytest
+
+from checkpointer.plans import Planner
+from checkpointer.statements import Statements, for_dialect
+
+from ..replay import DIALECTS, METHODS, recordings
+
+NOT_RUN = {("postgresql", "put_blobs")}
+"""PostgreSQL writes blobs inside `put_checkpoint` (`cte_dml`)."""
+
+
+def test_every_planner_method_is_recorded() -> None:
+    """Every public method of `Planner` but `decode` makes plans and has recordings on
+    both dialects.
+    Mutation: drop "prune" from `METHODS` in tests/unit/replay.py -> fails."""
+    public = {n for n, v in vars(Planner).items() if callable(v) and not n.startswith("_")}
+    assert public - {"decode"} == set(METHODS)
+    for method in METHODS:
+        assert {r["dialect"] for r in recordings(method)} == set(DIALECTS), method
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_statement_is_run_by_a_recorded_plan(dialect: str) -> None:
+    """Each statement the dialect has is some recorded step's.
+    Mutation: drop "copy_thread" from `METHODS` in tests/unit/replay.py -> fails."""
+    st = for_dialect(dialect)
+    have = {
+        n
+        for n in dir(Statements)
+        if isinstance(getattr(Statements, n, None), cached_property) and getattr(st, n) is not None
+    } | {"keep_chain", "delta_history", "list_page"}
+    used = {
+        ref.get("attr") or ref["call"]
+        for method in METHODS
+        for rec in recordings(method)
+        if rec["dialect"] == dialect
+        for plan in rec["plans"]
+        for event in plan["events"]
+        if "step" in event
+        for ref in [event["step"]["statement"]]
+    }
+    assert have - used == {n for d, n in NOT_RUN if d == dialect}
