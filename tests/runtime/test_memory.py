@@ -62,7 +62,7 @@ def test_put_of_200_mb_value_peaks_under_2x(kind: str, request: pytest.FixtureRe
 def _checkpoint(values: dict[str, Any]) -> tuple[Any, Any, Any]:
     checkpoint = empty_checkpoint()
     checkpoint["channel_values"] = values
-    versions = {k: "1" for k in [*values, "idle"]}
+    versions = dict.fromkeys([*values, "idle"], "1")
     checkpoint["channel_versions"] = versions
     return {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}, checkpoint, versions
 
