@@ -20,8 +20,8 @@ NOT_RUN = {
     ),
 }
 """PostgreSQL writes blobs inside `put_checkpoint` (`cte_dml`). Blobs over 16 MB are
-staged in chunks (`Planner._put_staged`): too big to record; run for real, with small
-thresholds, in tests/runtime/test_memory.py."""
+staged in chunks (`Planner._put_staged`): too big to record; driven with small
+thresholds in plans/test_put_staged.py, run for real in tests/runtime/test_memory.py."""
 
 
 def test_every_planner_method_is_recorded() -> None:
