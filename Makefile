@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install system-deps demo test test-matrix lint bench bench-quick clean
+.PHONY: install system-deps demo test test-matrix lint bench bench-quick soak clean
 
 install: $(STAMP)
 
@@ -54,5 +54,12 @@ bench: install
 bench-quick: install
 	$(PY) -m benchmarks --quick
 
+# Faults under load (not in CI): the agent-step workload at concurrency 16 on a private
+# PostgreSQL (never the shared one) with backends killed every 30 s and a restart every
+# 5 minutes; `make soak MINUTES=3` for a short run. Exits non-zero if a target is missed.
+MINUTES ?= 20
+soak: install
+	$(PY) -m benchmarks.soak --minutes $(MINUTES) --json soak-report.json
+
 clean:
-	rm -rf $(VENV) .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache demo-state
+	rm -rf $(VENV) .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache demo-state soak-report.json

@@ -44,7 +44,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID
 from sqlalchemy.sql.dml import Insert
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -53,6 +53,9 @@ containment filters and their GIN index."""
 
 Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
 """Column type of a serialized value."""
+
+LargeObjectId = OID
+"""Type of a PostgreSQL large object's id (`staged_blobs`)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ class Dialect:
     """A transaction that reads, then writes, must take the write lock first: SQLite
     cannot upgrade a read lock while another writer waits (it fails at once with
     "database is locked"), and pysqlite only opens the transaction at the first write."""
+    staged_blobs: bool = False
+    """A large blob can be sent in chunks to a server-side large object and stored from
+    there (PostgreSQL): a driver holds each statement's parameters two or three times
+    over (asyncpg: its bind buffer, the message, and asyncio's write buffer before
+    Python 3.12), so one 200 MB parameter would cost up to 600 MB of client memory."""
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
@@ -349,7 +357,14 @@ def _sqlite_contains(
 def for_name(name: str) -> Dialect:
     """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
     if name == "postgresql":
-        return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True, direct=True)
+        return _Postgres(
+            name,
+            batch_as_arrays=True,
+            cte_dml=True,
+            lateral=True,
+            direct=True,
+            staged_blobs=True,
+        )
     if name == "sqlite":
         return _Sqlite(
             name, batch_as_arrays=False, cte_dml=False, single_writer=True, lock_before_read=True
@@ -359,4 +374,4 @@ def for_name(name: str) -> Dialect:
     )
 
 
-__all__ = ["Blob", "Dialect", "JsonDocument", "filter_shape", "for_name"]
+__all__ = ["Blob", "Dialect", "JsonDocument", "LargeObjectId", "filter_shape", "for_name"]

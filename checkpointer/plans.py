@@ -55,6 +55,9 @@ from .rows import (
     KIND_SEND,
     KIND_WRITE,
     LIMIT,
+    LO_CHUNK,
+    LO_ID,
+    LO_OFFSET,
     METADATA,
     PARENT_CHECKPOINT_ID,
     PARENT_SENDS,
@@ -88,6 +91,12 @@ PRUNE_BATCH = 100
 """Threads deleted per transaction by `prune(strategy="delete")`."""
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
+
+LARGE_BLOB = 16 * 2**20
+"""A blob over this size is staged in chunks where the dialect can (`staged_blobs`)."""
+
+BLOB_CHUNK = 8 * 2**20
+"""Bytes per statement when a large blob is staged."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,9 @@ class Plan(Generic[T]):
 class Planner:
     """Builds the plans of one dialect with one serializer."""
 
+    large_blob = LARGE_BLOB
+    blob_chunk = BLOB_CHUNK
+
     def __init__(self, statements: Statements, serde: SerializerProtocol) -> None:
         self.statements = statements
         self.serde = serde
@@ -140,7 +152,10 @@ class Planner:
         new_versions: ChannelVersions,
     ) -> tuple[Plan[None], RunnableConfig]:
         row, blobs = codec.encode_checkpoint(self.serde, config, checkpoint, metadata, new_versions)
-        if self.statements.dialect.cte_dml:
+        dialect = self.statements.dialect
+        if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
+            return Plan(self._put_staged(row, blobs), atomic=True), codec.next_config(row)
+        if dialect.cte_dml:
             return Plan(
                 _one(Step(self.statements.put_checkpoint, _with_blob_arrays(row, blobs)))
             ), (codec.next_config(row))
@@ -150,6 +165,43 @@ class Planner:
         if blobs:
             yield Step(self.statements.put_blobs, blobs)
         yield Step(self.statements.put_checkpoint, {**row, TYPE: None})
+
+    def _put_staged(self, row: CheckpointRow, blobs: list[BlobRow]) -> Steps[None]:
+        """Large blobs sent in chunks to a large object each, stored from there, then the
+        checkpoint with the others: client memory stays near `BLOB_CHUNK` per statement
+        whatever the value's size (`Dialect.staged_blobs`)."""
+        s = self.statements
+        stage, append, store, drop = (
+            s.stage_blob,
+            s.append_blob,
+            s.put_staged_blob,
+            s.drop_staged_blob,
+        )
+        assert stage is not None
+        assert append is not None
+        assert store is not None
+        assert drop is not None
+        small = []
+        for blob in blobs:
+            data = blob["blob"]
+            if data is None or not self._is_large(blob):
+                small.append(blob)
+                continue
+            size = self.blob_chunk
+            rows = yield Step(stage, {LO_CHUNK: data[:size]}, fetch=True)
+            assert rows, "lo_from_bytea returns one row"
+            lo_id = rows[0][LO_ID]
+            for offset in range(size, len(data), size):
+                chunk = data[offset : offset + size]
+                yield Step(append, {LO_ID: lo_id, LO_OFFSET: offset, LO_CHUNK: chunk})
+            key = {k: v for k, v in blob.items() if k != BLOB}
+            yield Step(store, {**key, LO_ID: lo_id})
+            yield Step(drop, {LO_ID: lo_id})
+        yield Step(s.put_checkpoint, _with_blob_arrays(row, small))
+
+    def _is_large(self, blob: BlobRow) -> bool:
+        data = blob["blob"]
+        return data is not None and len(data) > self.large_blob
 
     def put_writes(
         self,

@@ -112,6 +112,12 @@ B_VERSION: Final = "b_version"
 B_TYPE: Final = "b_type"
 B_BLOB: Final = "b_blob"
 """A checkpoint's blobs, bound as arrays (`put_checkpoint` on PostgreSQL)."""
+LO_ID: Final = "lo_id"
+LO_OFFSET: Final = "lo_offset"
+LO_CHUNK: Final = "lo_chunk"
+"""A large blob staged in chunks (`stage_blob`, `append_blob`, `put_staged_blob`): the
+large object's id (also the label `stage_blob` returns it under), where a chunk goes,
+and the chunk."""
 W_CHANNEL: Final = "w_channel"
 W_TYPE: Final = "w_type"
 W_BLOB: Final = "w_blob"

@@ -7,10 +7,12 @@ rows go as array parameters, and a checkpoint's blobs ride in a data-modifying C
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
-from sqlalchemy import Text, bindparam, delete, select
+from sqlalchemy import BigInteger, Integer, Select, Text, bindparam, delete, func, select
 from sqlalchemy.sql.expression import Delete, Insert
 
+from ..dialects import Blob, LargeObjectId
 from ..rows import (
     B_BLOB,
     B_CHANNEL,
@@ -23,6 +25,9 @@ from ..rows import (
     CHECKPOINT_ID,
     CHECKPOINT_NS,
     IDX,
+    LO_CHUNK,
+    LO_ID,
+    LO_OFFSET,
     TASK_ID,
     TASK_PATH,
     THREAD_ID,
@@ -75,6 +80,46 @@ class Writes(Family):
             ),
         )
         return stmt.add_cte(d.insert_or_ignore(blobs, blob_insert).cte("stored_blobs"))
+
+    # -- a large blob, staged in chunks (`staged_blobs`; None elsewhere) ----------------
+
+    @cached_property
+    def stage_blob(self) -> Select[Any] | None:
+        """Create a large object holding the first chunk; returns its id as `lo_id`."""
+        if not self.dialect.staged_blobs:
+            return None
+        chunk = bindparam(LO_CHUNK, type_=Blob)
+        return select(func.lo_from_bytea(0, chunk, type_=LargeObjectId).label(LO_ID))
+
+    @cached_property
+    def append_blob(self) -> Select[Any] | None:
+        """Write the next chunk at `lo_offset` of the large object `lo_id`."""
+        if not self.dialect.staged_blobs:
+            return None
+        return select(
+            func.lo_put(
+                bindparam(LO_ID, type_=LargeObjectId),
+                bindparam(LO_OFFSET, type_=BigInteger),
+                bindparam(LO_CHUNK, type_=Blob),
+            )
+        )
+
+    @cached_property
+    def put_staged_blob(self) -> Insert | None:
+        """Insert-or-ignore one blob row whose value is the large object `lo_id`."""
+        d = self.dialect
+        if not d.staged_blobs:
+            return None
+        value = func.lo_get(bindparam(LO_ID, type_=LargeObjectId), type_=Blob)
+        staged = select(*(bindparam(c, type_=Text) for c in BLOB_COLUMNS[:-1]), value)
+        return d.insert_or_ignore(blobs, d.insert(blobs).from_select(BLOB_COLUMNS, staged))
+
+    @cached_property
+    def drop_staged_blob(self) -> Select[Any] | None:
+        """Remove the large object `lo_id` (its transaction would undo it anyway)."""
+        if not self.dialect.staged_blobs:
+            return None
+        return select(func.lo_unlink(bindparam(LO_ID, type_=LargeObjectId), type_=Integer))
 
     @cached_property
     def put_writes(self) -> Insert:

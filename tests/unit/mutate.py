@@ -52,6 +52,19 @@ MUTATIONS = [
         "inline[channel] = True  # marker",
         "pass  # marker",
     ),
+    # plans/test_put_staged.py
+    Mutation(
+        "plans/test_put_staged.py::test_large_blob_is_staged_in_chunks",
+        P,
+        "range(size, len(data), size)",
+        "range(size, len(data) - 1, size)",
+    ),
+    Mutation(
+        "plans/test_put_staged.py::test_small_blobs_are_not_staged",
+        P,
+        "len(data) > self.large_blob",
+        "len(data) >= 0",
+    ),
     # plans/test_put_writes.py
     Mutation(
         "plans/test_put_writes.py::test_put_writes_yields_what_the_real_run_did",

@@ -46,11 +46,19 @@ KEYS: dict[str, dict[str, set[str] | None]] = {
         "put_checkpoint": CHECKPOINT | {f"b_{n}" for n in BLOB},
         "put_writes": TARGET | {"task_id", "task_path", "w_channel", "w_type", "w_blob", "w_idx"},
         "write_lock": None,
+        "stage_blob": {"lo_chunk"},
+        "append_blob": {"lo_id", "lo_offset", "lo_chunk"},
+        "put_staged_blob": (BLOB - {"blob"}) | {"lo_id"},
+        "drop_staged_blob": {"lo_id"},
     },
     "sqlite": {
         "put_checkpoint": CHECKPOINT,
         "put_writes": WRITE,
         "write_lock": set(),
+        "stage_blob": None,
+        "append_blob": None,
+        "put_staged_blob": None,
+        "drop_staged_blob": None,
     },
 }
 """The keys each statement binds: the parameters its plan must pass (`None`: the
