@@ -158,6 +158,9 @@ class SaverBase(BaseCheckpointSaver[str]):
     def _drive(self, plan: Plan[T], item: Step | Emit) -> Any:
         """Run a plan from `item` on one connection (the async saver runs this in a
         greenlet); see `drive`."""
+        fast = self._fast
+        if fast is not None and fast.runs_plans and fast.usable():
+            return fast.run(plan, drive, item)
         with self._runner(plan) as runner:
             return drive(plan, item, runner.execute)
 

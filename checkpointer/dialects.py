@@ -71,9 +71,9 @@ class Dialect:
     lateral: bool = False
     """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
     direct: bool = False
-    """Autocommit plans may run on the fast path (`checkpointer.fastpath`). Measured
-    and tested on PostgreSQL (asyncpg, psycopg); SQLite, the embedded default, keeps
-    `Connection` and its driver's transaction handling."""
+    """Plans may run on the fast path (`checkpointer.fastpath`): autocommit plans
+    statement by statement on PostgreSQL (asyncpg, psycopg), whole plans on SQLite
+    (sqlite3, aiosqlite)."""
     lock_before_read: bool = False
     """A transaction that reads, then writes, must take the write lock first: SQLite
     cannot upgrade a read lock while another writer waits (it fails at once with
@@ -352,7 +352,12 @@ def for_name(name: str) -> Dialect:
         return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True, direct=True)
     if name == "sqlite":
         return _Sqlite(
-            name, batch_as_arrays=False, cte_dml=False, single_writer=True, lock_before_read=True
+            name,
+            batch_as_arrays=False,
+            cte_dml=False,
+            single_writer=True,
+            lock_before_read=True,
+            direct=True,
         )
     raise NotImplementedError(
         f"langgraph-checkpoint-sqlalchemy supports PostgreSQL and SQLite, not {name!r}"
