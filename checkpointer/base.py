@@ -174,12 +174,14 @@ class SaverBase(BaseCheckpointSaver[str]):
     def _first_use(self) -> None:
         """Once per saver, before its first plan (sync; in a greenlet on the async
         saver): fail closed unless the database is at the revision this package expects
-        (SchemaNotReadyError, not cached while it is not), then the fast path's trial
-        statement (off for this saver if it fails)."""
-        if not self._schema_ready:
-            with self._autocommit_sync.connect() as conn:
+        (SchemaNotReadyError, not cached while it is not), the dialect's one-time setup
+        of the database (`Dialect.prepare`: SQLite's journal mode), then the fast path's
+        trial statement (off for this saver if it fails)."""
+        with self._autocommit_sync.connect() as conn:
+            if not self._schema_ready:
                 migrations.check_revision(conn, self.schema)
-            self._schema_ready = True
+                self._schema_ready = True
+            self._planner.statements.dialect.prepare(conn)
         fast = self._fast
         if fast is not None and not fast.trial():
             self._fast = None

@@ -18,6 +18,7 @@ A filter key is always a bound value, never part of the SQL text or of a JSON pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -45,6 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -81,6 +84,10 @@ class Dialect:
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
+
+    def prepare(self, conn: Connection) -> None:
+        """Once per saver, at its first use, on an autocommit connection: settings the
+        database keeps (none here)."""
 
     def upsert(
         self,
@@ -256,6 +263,26 @@ class _Postgres(Dialect):
 class _Sqlite(Dialect):
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
+
+    def prepare(self, conn: Connection) -> None:
+        """A file still in SQLite's default rollback journal (`delete`) is switched to
+        WAL, as the official `SqliteSaver.setup()` does: readers no longer block the
+        writer, and a commit is one append (and, at the default `synchronous=FULL`, one
+        fsync of the WAL) instead of journal, database and directory syncs. The mode is
+        stored in the file, so this is a lasting change to the caller's database; any
+        other mode the caller chose (`truncate`, `persist`, `memory`, `wal2`, ...) and
+        in-memory databases are left alone, and `synchronous` is never touched. If the
+        switch cannot take its lock now (another process writing), the saver works on
+        in the current mode and says so on the `checkpointer` logger."""
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        if str(mode).lower() != "delete":
+            return
+        try:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        except OperationalError as error:
+            logging.getLogger("checkpointer").info(
+                "SQLite journal mode left at %s: %s", mode, error.orig
+            )
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         # json_each may read columns of tables before it in FROM, like LATERAL.

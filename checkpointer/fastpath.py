@@ -197,6 +197,10 @@ class FastPath:
         """`drive(plan, *args, execute)` on one connection (`runs_plans` only)."""
         raise NotImplementedError("this fast path runs statements, not plans")
 
+    async def arun(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
+        """`run` awaited from the event loop (`runs_plans` only)."""
+        raise NotImplementedError("this fast path runs statements, not plans")
+
     def __init__(
         self,
         engine: Engine,
@@ -636,6 +640,12 @@ def _sqlite_why_not(engine: Engine) -> str | None:
         target = _resolve(where)
         if target is None or not hasattr(target, name):
             return f"{where} has no {name!r}"
+    checkin = getattr(_resolve("sqlalchemy.pool.base._ConnectionFairy"), "_checkin", None)
+    if checkin is None or "transaction_was_reset" not in inspect.signature(checkin).parameters:
+        return "SQLAlchemy's pooled connections have no _checkin(transaction_was_reset)"
+    for name in ("checkout", "checkin", "reset"):
+        if not hasattr(engine.pool.dispatch, name):
+            return f"the pool's events have no {name!r}"
     return None
 
 
@@ -664,6 +674,8 @@ class SqlitePath(FastPath):
         super().__init__(engine, schema, fallback, views)
         self.threaded = engine.dialect.driver == "aiosqlite"
         self._sqlite_compiled: dict[Executable, Compiled] = {}
+        if self.threaded and not event.contains(engine, "do_connect", _refuse_off_greenlet):
+            event.listen(engine, "do_connect", _refuse_off_greenlet)
 
     def lease(self) -> Leased | None:
         return None  # plans run in a greenlet, see `run`
@@ -692,9 +704,63 @@ class SqlitePath(FastPath):
             return False
         return True
 
+    async def arun(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
+        """`run` from the event loop: where a pooled connection can be taken and given
+        back without I/O (as `FastPath.lease`), the plan is one job on aiosqlite's
+        thread and nothing else, no greenlet; else `run` in a greenlet."""
+        fairy = self._take()
+        if fairy is None:
+            return await greenlet_spawn(self.run, plan, drive, *args)
+        try:
+            driver: Any = fairy.driver_connection
+            return await driver._execute(self._on, driver._conn, plan, drive, args)
+        except _Failed as failed:
+            wrapped = await greenlet_spawn(
+                self.wrapped, failed.error, failed.sql, failed.params, fairy, None
+            )
+            raise wrapped from failed.error
+        finally:
+            # Cancelled or not, the job leaves no transaction open (it commits or rolls
+            # back on its thread, which runs it to the end and queues whatever comes next
+            # behind it): the pool's rollback on return is skipped, as `Connection`
+            # skips it after its own.
+            if fairy.dbapi_connection is not None and self._room(fairy):
+                fairy._checkin(transaction_was_reset=True)
+            else:
+                await greenlet_spawn(fairy.close)
+
+    def _take(self) -> Any:
+        """A pooled aiosqlite connection taken on the event loop, or None (see
+        `FastPath.lease` for when that needs no I/O)."""
+        pool: Any = self.engine.pool
+        if (
+            not self.threaded
+            or self._stale
+            or type(pool) is not AsyncAdaptedQueuePool
+            or pool._pre_ping
+            or pool.dispatch.checkout
+            or pool.dispatch.checkin
+            or pool.dispatch.reset
+            or pool.checkedin() == 0
+        ):
+            return None
+        try:
+            return pool.connect()
+        except MissingGreenlet:
+            self._stale = True
+            return None
+
+    def _room(self, fairy: Any) -> bool:
+        """The pool keeps `fairy` on return (closing an overflow one is I/O)."""
+        pool: Any = self.engine.pool
+        return bool(pool.checkedin() < pool.size())
+
     def run(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
         """`drive(plan, *args, execute)` on one pooled connection (sync; in a greenlet
         on the async saver), in a transaction if `plan.atomic`."""
+        if self._stale:
+            self._stale = False
+            self._reconnect_idle()
         fairy = self.engine.raw_connection()
         try:
             driver: Any = fairy.driver_connection
