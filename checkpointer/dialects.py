@@ -265,13 +265,14 @@ class _Sqlite(Dialect):
         return sqlite.insert(table)
 
     def prepare(self, conn: Connection) -> None:
-        """A file still in SQLite's default rollback journal (`delete`) is switched to
-        WAL, as the official `SqliteSaver.setup()` does: readers no longer block the
-        writer, and a commit is one append (and, at the default `synchronous=FULL`, one
-        fsync of the WAL) instead of journal, database and directory syncs. The mode is
-        stored in the file, so this is a lasting change to the caller's database; any
-        other mode the caller chose (`truncate`, `persist`, `memory`, `wal2`, ...) and
-        in-memory databases are left alone, and `synchronous` is never touched. If the
+        """A file in SQLite's default rollback journal (`delete`) is switched to WAL,
+        as the official `SqliteSaver.setup()` does: readers no longer block the writer,
+        and a commit is one append to the WAL (and, at the default `synchronous=FULL`,
+        one fsync of it) instead of journal and database syncs. WAL is stored in the
+        file, so this is a lasting change to the caller's database, as the official
+        saver's. Other modes last only as long as the connection that set them: a
+        caller who wants one sets it on connect (a `connect` event), and it is kept, as
+        are in-memory databases (`memory`); `synchronous` is never touched. If the
         switch cannot take its lock now (another process writing), the saver works on
         in the current mode and says so on the `checkpointer` logger."""
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()

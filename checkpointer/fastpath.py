@@ -841,6 +841,21 @@ class SqlitePath(FastPath):
             binds[k](values[k]) if k in binds else values[k] for k in compiled.order or ()
         )
 
+    def converted(self, compiled: Compiled, rows: Any, names: Sequence[str]) -> Rows:
+        """Rows as dicts by column name; only the columns that have a result processor
+        (JSON documents) go through it (most of a read's columns are blobs and text)."""
+        results = compiled.results
+        if results is None:
+            return [dict(zip(names, row, strict=True)) for row in rows]
+        processed = [(names[i], i, p) for i, p in enumerate(results) if p is not None]
+        out = []
+        for row in rows:
+            mapped = dict(zip(names, row, strict=True))
+            for name, i, processor in processed:
+                mapped[name] = processor(row[i])
+            out.append(mapped)
+        return out
+
     def _sqlite_compile(self, statement: Executable) -> Compiled:
         made = self._sqlite_compiled.get(statement)
         if made is None:
