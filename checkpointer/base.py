@@ -177,11 +177,13 @@ class SaverBase(BaseCheckpointSaver[str]):
         (SchemaNotReadyError, not cached while it is not), the dialect's one-time setup
         of the database (`Dialect.prepare`: SQLite's journal mode), then the fast path's
         trial statement (off for this saver if it fails)."""
-        with self._autocommit_sync.connect() as conn:
-            if not self._schema_ready:
-                migrations.check_revision(conn, self.schema)
-                self._schema_ready = True
-            self._planner.statements.dialect.prepare(conn)
+        dialect = self._planner.statements.dialect
+        if not self._schema_ready or dialect.prepares:
+            with self._autocommit_sync.connect() as conn:
+                if not self._schema_ready:
+                    migrations.check_revision(conn, self.schema)
+                    self._schema_ready = True
+                dialect.prepare(conn)
         fast = self._fast
         if fast is not None and not fast.trial():
             self._fast = None

@@ -85,6 +85,9 @@ class Dialect:
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
 
+    prepares = False
+    """`prepare` has something to do (else no connection is taken for it)."""
+
     def prepare(self, conn: Connection) -> None:
         """Once per saver, at its first use, on an autocommit connection: settings the
         database keeps (none here)."""
@@ -261,6 +264,8 @@ class _Postgres(Dialect):
 
 
 class _Sqlite(Dialect):
+    prepares = True
+
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
 
