@@ -30,9 +30,11 @@ The door, and all the savers see of it:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -674,6 +676,14 @@ class SqlitePath(FastPath):
         super().__init__(engine, schema, fallback, views)
         self.threaded = engine.dialect.driver == "aiosqlite"
         self._sqlite_compiled: dict[Executable, Compiled] = {}
+        size = getattr(engine.pool, "size", None)
+        self._width = max(1, int(size())) if callable(size) else 1
+        """Plans run at once, at most: the pool's size. Beyond it a queue pool opens an
+        overflow connection per plan and closes it on return (on aiosqlite a thread
+        started and stopped, on both a file opened), which costs more than waiting for
+        one of the pooled connections: SQLite writes one transaction at a time anyway."""
+        self._slots: asyncio.Semaphore | None = None
+        self._thread_slots = threading.BoundedSemaphore(self._width)
         if self.threaded and not event.contains(engine, "do_connect", _refuse_off_greenlet):
             event.listen(engine, "do_connect", _refuse_off_greenlet)
 
@@ -707,10 +717,17 @@ class SqlitePath(FastPath):
     async def arun(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
         """`run` from the event loop: where a pooled connection can be taken and given
         back without I/O (as `FastPath.lease`), the plan is one job on aiosqlite's
-        thread and nothing else, no greenlet; else `run` in a greenlet."""
+        thread and nothing else, no greenlet; else `run` in a greenlet. At most the
+        pool's size of plans run at once (`_slots`)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._width)
+        async with self._slots:
+            return await self._arun(plan, drive, args)
+
+    async def _arun(self, plan: Any, drive: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         fairy = self._take()
         if fairy is None:
-            return await greenlet_spawn(self.run, plan, drive, *args)
+            return await greenlet_spawn(self._run, plan, drive, args)
         try:
             driver: Any = fairy.driver_connection
             return await driver._execute(self._on, driver._conn, plan, drive, args)
@@ -757,7 +774,12 @@ class SqlitePath(FastPath):
 
     def run(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
         """`drive(plan, *args, execute)` on one pooled connection (sync; in a greenlet
-        on the async saver), in a transaction if `plan.atomic`."""
+        on the async saver), in a transaction if `plan.atomic`; at most the pool's size
+        of plans at once (`_slots`)."""
+        with self._thread_slots:
+            return self._run(plan, drive, args)
+
+    def _run(self, plan: Any, drive: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         if self._stale:
             self._stale = False
             self._reconnect_idle()
