@@ -7,6 +7,7 @@ nothing and see no "database is locked"."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import sys
 import uuid
@@ -194,3 +195,36 @@ async def test_two_processes_write_one_file_without_loss(sqlite_url: str) -> Non
     finally:
         conn.close()
     assert writes > 0
+
+
+@pytest.mark.parametrize(("where", "name"), [*fastpath.SQLITE_PROBED, ("aiosqlite", "__version__")])
+async def test_each_probe_failing_means_connection(
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+    name: str,
+) -> None:
+    """Without an attribute the SQLite path reads (or with an aiosqlite it was not
+    tested on), the saver says why (one INFO line) and runs through `Connection`, with
+    the same results. (aiosqlite itself needs the attributes: they are put back before
+    the saver is used, which the probe, once per saver, does not notice.)"""
+    target = fastpath._resolve(where)
+    if name == "__version__":
+        monkeypatch.setattr(target, name, "9.0.0")
+    else:
+        monkeypatch.delattr(target, name)
+    with caplog.at_level(logging.INFO, logger="checkpointer"):
+        saver = AsyncSQLAlchemySaver(engine)
+    monkeypatch.undo()
+    assert saver._fast is None
+    lines = [r.getMessage() for r in caplog.records if r.name == "checkpointer"]
+    assert len(lines) == 1
+    assert ("9.0.0" if name == "__version__" else name) in lines[0]
+    thread = f"t-{uuid.uuid4().hex}"
+    with connections_made(engine.sync_engine) as made:
+        last = await write_thread(saver, thread, 2)
+        got = await saver.aget_tuple(config(thread))
+    assert len(made) >= 5  # every call through `Connection`
+    assert got is not None
+    assert got.config == last
