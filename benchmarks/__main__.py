@@ -13,10 +13,17 @@ from . import report, workloads
 from .harness import Metric, settle, sides
 
 
-async def main(quick: bool, only: set[str] | None) -> int:
+async def main(quick: bool, only: set[str] | None, backend: str = "postgresql") -> int:
     rounds = workloads.sizes(quick).rounds
     print(report.header(quick), end="\n\n", flush=True)
     started = time.perf_counter()
+    if backend == "sqlite":
+        from . import sqlite
+
+        found = await sqlite.run(quick, only, report.print_metrics)
+        elapsed = time.perf_counter() - started
+        await report.write(found, {}, quick=quick, elapsed=elapsed, stem="results-sqlite")
+        return 0
     metrics: list[Metric] = []
     extra: dict[str, object] = {}
 
@@ -61,8 +68,17 @@ def cli() -> int:
     parser.add_argument(
         "--only", action="append", help="run only these workloads (repeatable)", default=None
     )
+    parser.add_argument(
+        "--backend",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="postgresql: the async savers on PostgreSQL (default); sqlite: ours against "
+        "the official SQLite savers, async and sync, and two processes on one file "
+        "(--only: agent, deep, search, graph, delta, storage, sync, processes)",
+    )
     args = parser.parse_args()
-    return asyncio.run(main(args.quick, set(args.only) if args.only else None))
+    only = set(args.only) if args.only else None
+    return asyncio.run(main(args.quick, only, args.backend))
 
 
 if __name__ == "__main__":

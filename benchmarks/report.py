@@ -136,11 +136,21 @@ async def machine() -> dict[str, Any]:
 
 
 async def write(
-    metrics: Sequence[Metric], extra: Mapping[str, Any], *, quick: bool, elapsed: float
+    metrics: Sequence[Metric],
+    extra: Mapping[str, Any],
+    *,
+    quick: bool,
+    elapsed: float,
+    stem: str = "results",
 ) -> None:
+    """`benchmarks/{stem}[-quick].md` and `.json` (`results-sqlite` for SQLite)."""
     info = await machine()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    suffix = "-quick" if quick else ""
+    suffix = (
+        ("-quick" if quick else "")
+        if stem == "results"
+        else f"{stem[7:]}" + ("-quick" if quick else "")
+    )
     lines = [
         f"# Benchmark results{' (quick mode)' if quick else ''}",
         "",

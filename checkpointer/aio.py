@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
 from . import migrations
-from .base import Released, SaverBase, finish, resume
+from .base import Released, SaverBase, drive, finish, resume
 from .engines import expect_async_engine
 from .errors import translated
 from .plans import Emit, Plan, Rows, Step
@@ -139,6 +139,9 @@ class AsyncSQLAlchemySaver(SaverBase):
         loop: one switch per plan instead of one per checkout, execute and close, and no
         async wrappers (measured: 100 µs less CPU per call)."""
         fast = self._fast
+        if fast is not None and fast.runs_plans and fast.usable():
+            async with self._turn(plan, step):
+                return await fast.arun(plan, drive, step)
         if fast is not None and not plan.atomic and fast.usable():
             leased = fast.lease()
             if leased is not None:

@@ -158,6 +158,9 @@ class SaverBase(BaseCheckpointSaver[str]):
     def _drive(self, plan: Plan[T], item: Step | Emit) -> Any:
         """Run a plan from `item` on one connection (the async saver runs this in a
         greenlet); see `drive`."""
+        fast = self._fast
+        if fast is not None and fast.runs_plans and fast.usable():
+            return fast.run(plan, drive, item)
         with self._runner(plan) as runner:
             return drive(plan, item, runner.execute)
 
@@ -171,12 +174,16 @@ class SaverBase(BaseCheckpointSaver[str]):
     def _first_use(self) -> None:
         """Once per saver, before its first plan (sync; in a greenlet on the async
         saver): fail closed unless the database is at the revision this package expects
-        (SchemaNotReadyError, not cached while it is not), then the fast path's trial
-        statement (off for this saver if it fails)."""
-        if not self._schema_ready:
+        (SchemaNotReadyError, not cached while it is not), the dialect's one-time setup
+        of the database (`Dialect.prepare`: SQLite's journal mode), then the fast path's
+        trial statement (off for this saver if it fails)."""
+        dialect = self._planner.statements.dialect
+        if not self._schema_ready or dialect.prepares:
             with self._autocommit_sync.connect() as conn:
-                migrations.check_revision(conn, self.schema)
-            self._schema_ready = True
+                if not self._schema_ready:
+                    migrations.check_revision(conn, self.schema)
+                    self._schema_ready = True
+                dialect.prepare(conn)
         fast = self._fast
         if fast is not None and not fast.trial():
             self._fast = None

@@ -18,6 +18,7 @@ A filter key is always a bound value, never part of the SQL text or of a JSON pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -45,6 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -74,9 +77,9 @@ class Dialect:
     lateral: bool = False
     """Supports `LATERAL` joins (a subquery reading columns of tables before it)."""
     direct: bool = False
-    """Autocommit plans may run on the fast path (`checkpointer.fastpath`). Measured
-    and tested on PostgreSQL (asyncpg, psycopg); SQLite, the embedded default, keeps
-    `Connection` and its driver's transaction handling."""
+    """Plans may run on the fast path (`checkpointer.fastpath`): autocommit plans
+    statement by statement on PostgreSQL (asyncpg, psycopg), whole plans on SQLite
+    (sqlite3, aiosqlite)."""
     lock_before_read: bool = False
     """A transaction that reads, then writes, must take the write lock first: SQLite
     cannot upgrade a read lock while another writer waits (it fails at once with
@@ -89,6 +92,13 @@ class Dialect:
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
+
+    prepares = False
+    """`prepare` has something to do (else no connection is taken for it)."""
+
+    def prepare(self, conn: Connection) -> None:
+        """Once per saver, at its first use, on an autocommit connection: settings the
+        database keeps (none here)."""
 
     def upsert(
         self,
@@ -262,8 +272,31 @@ class _Postgres(Dialect):
 
 
 class _Sqlite(Dialect):
+    prepares = True
+
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
+
+    def prepare(self, conn: Connection) -> None:
+        """A file in SQLite's default rollback journal (`delete`) is switched to WAL,
+        as the official `SqliteSaver.setup()` does: readers no longer block the writer,
+        and a commit is one append to the WAL (and, at the default `synchronous=FULL`,
+        one fsync of it) instead of journal and database syncs. WAL is stored in the
+        file, so this is a lasting change to the caller's database, as the official
+        saver's. Other modes last only as long as the connection that set them: a
+        caller who wants one sets it on connect (a `connect` event), and it is kept, as
+        are in-memory databases (`memory`); `synchronous` is never touched. If the
+        switch cannot take its lock now (another process writing), the saver works on
+        in the current mode and says so on the `checkpointer` logger."""
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        if str(mode).lower() != "delete":
+            return
+        try:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        except OperationalError as error:
+            logging.getLogger("checkpointer").info(
+                "SQLite journal mode left at %s: %s", mode, error.orig
+            )
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         # json_each may read columns of tables before it in FROM, like LATERAL.
@@ -367,7 +400,12 @@ def for_name(name: str) -> Dialect:
         )
     if name == "sqlite":
         return _Sqlite(
-            name, batch_as_arrays=False, cte_dml=False, single_writer=True, lock_before_read=True
+            name,
+            batch_as_arrays=False,
+            cte_dml=False,
+            single_writer=True,
+            lock_before_read=True,
+            direct=True,
         )
     raise NotImplementedError(
         f"langgraph-checkpoint-sqlalchemy supports PostgreSQL and SQLite, not {name!r}"

@@ -30,9 +30,11 @@ The door, and all the savers see of it:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +48,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_only, greenlet_spawn
 
-from .plans import Rows, Step
+from .plans import Plan, Rows, Step
 
 log = logging.getLogger("checkpointer")
 
@@ -102,11 +104,12 @@ def probe(
     or an attribute it relies on is not what it was tested with. `fallback` runs a step
     this path cannot (on a `Connection` of its own); `views` are the saver's
     `execution_options` views of `engine`, whose `echo` is kept to the engine's."""
-    why = _why_not(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    why = _why_not(engine) or (_sqlite_why_not(engine) if sqlite else None)
     if why is not None:
         log.info("fast path off for %s, statements go through Connection: %s", engine.url, why)
         return None
-    return FastPath(engine, schema, fallback, views)
+    return (SqlitePath if sqlite else FastPath)(engine, schema, fallback, views)
 
 
 def _why_not(engine: Engine) -> str | None:
@@ -188,6 +191,17 @@ def _refuse_off_greenlet(*args: Any) -> None:
 
 class FastPath:
     """Runs `Step`s of autocommit plans on one engine's pool, bypassing `Connection`."""
+
+    runs_plans = False
+    """Whole plans go to `run` (SQLite), not statement by statement to `connect`."""
+
+    def run(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
+        """`drive(plan, *args, execute)` on one connection (`runs_plans` only)."""
+        raise NotImplementedError("this fast path runs statements, not plans")
+
+    async def arun(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
+        """`run` awaited from the event loop (`runs_plans` only)."""
+        raise NotImplementedError("this fast path runs statements, not plans")
 
     def __init__(
         self,
@@ -423,35 +437,43 @@ class FastPath:
         return made
 
     def _compile(self, statement: Executable) -> Compiled | None:
-        dialect = self.dialect
-        kw: dict[str, Any] = {}
-        if self._schemas:
-            kw = {"schema_translate_map": self._schemas, "render_schema_translate": True}
-        compiled = statement.compile(dialect=dialect, **kw)  # type: ignore[attr-defined]
-        assert isinstance(compiled, SQLCompiler)
-        if compiled.literal_execute_params or compiled.post_compile_params:
+        made = _compile_any(statement, self.dialect, self._schemas)
+        if made.compiled.literal_execute_params or made.compiled.post_compile_params:
             return None
-        binds = {}
-        for name, bind in compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                binds[name] = processor
-        results: tuple[Callable[[Any], Any] | None, ...] | None = None
-        columns = getattr(statement, "selected_columns", None)
-        if columns is not None:
-            results = tuple(
-                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
-            )
-            if not any(results):
-                results = None
-        return Compiled(
-            compiled=compiled,
-            sql=compiled.string,
-            order=tuple(compiled.positiontup) if compiled.positional else None,  # type: ignore[arg-type]
-            names=compiled.escaped_bind_names,
-            binds=binds,
-            results=results,
+        return made
+
+
+def _compile_any(
+    statement: Executable, dialect: Any, schemas: Mapping[Any, Any] | None
+) -> Compiled:
+    """`statement` compiled for `dialect` (schema names translated), with the bind and
+    result processors its values need."""
+    kw: dict[str, Any] = {}
+    if schemas:
+        kw = {"schema_translate_map": schemas, "render_schema_translate": True}
+    compiled = statement.compile(dialect=dialect, **kw)  # type: ignore[attr-defined]
+    assert isinstance(compiled, SQLCompiler)
+    binds = {}
+    for name, bind in compiled.binds.items():
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            binds[name] = processor
+    results: tuple[Callable[[Any], Any] | None, ...] | None = None
+    columns = getattr(statement, "selected_columns", None)
+    if columns is not None:
+        results = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         )
+        if not any(results):
+            results = None
+    return Compiled(
+        compiled=compiled,
+        sql=compiled.string,
+        order=tuple(compiled.positiontup) if compiled.positional else None,  # type: ignore[arg-type]
+        names=compiled.escaped_bind_names,
+        binds=binds,
+        results=results,
+    )
 
 
 class FastConnection:
@@ -579,3 +601,297 @@ def _named_rows(driver: str) -> tuple[type, ...]:
 
         return (Record,)
     return ()
+
+
+# -- SQLite ------------------------------------------------------------------------
+
+SQLITE_PROBED = (
+    ("aiosqlite.Connection", "_execute"),
+    ("aiosqlite.Connection", "_conn"),
+)
+"""The private attributes of aiosqlite this module reads (aiosqlite engines only):
+`_execute(fn)` runs a function on the connection's worker thread, `_conn` is the
+`sqlite3.Connection` there."""
+
+AIOSQLITE_TESTED = ((0, 17), (0, 23))
+"""aiosqlite versions this module was run on (from, before)."""
+
+
+class _Failed(Exception):
+    """A statement failed on SQLite's thread: carried out of it to be wrapped (and its
+    connection invalidated if lost) on the caller's side, as `Connection` would."""
+
+    def __init__(self, error: Exception, sql: str, params: Any) -> None:
+        super().__init__(error)
+        self.error, self.sql, self.params = error, sql, params
+
+
+def _sqlite_why_not(engine: Engine) -> str | None:
+    if not hasattr(SQLCompiler, "construct_expanded_state"):
+        return "SQLAlchemy's compiled statements have no 'construct_expanded_state'"
+    if engine.dialect.driver != "aiosqlite":
+        return None
+    try:
+        import aiosqlite
+    except ImportError:  # pragma: no cover  (the dialect imported it)
+        return "aiosqlite is not importable"
+    found = _version(getattr(aiosqlite, "__version__", "0"))
+    if not AIOSQLITE_TESTED[0] <= found < AIOSQLITE_TESTED[1]:
+        return f"aiosqlite {aiosqlite.__version__} is not among the versions it was tested on"
+    for where, name in SQLITE_PROBED:
+        target = _resolve(where)
+        if target is None or not hasattr(target, name):
+            return f"{where} has no {name!r}"
+    checkin = getattr(_resolve("sqlalchemy.pool.base._ConnectionFairy"), "_checkin", None)
+    if checkin is None or "transaction_was_reset" not in inspect.signature(checkin).parameters:
+        return "SQLAlchemy's pooled connections have no _checkin(transaction_was_reset)"
+    for name in ("checkout", "checkin", "reset"):
+        if not hasattr(engine.pool.dispatch, name):
+            return f"the pool's events have no {name!r}"
+    return None
+
+
+class SqlitePath(FastPath):
+    """Runs whole plans on SQLite: each plan's statements, and its transaction if it
+    has one, on the raw `sqlite3.Connection` of one pooled connection, in one go.
+
+    Through `Connection` on aiosqlite every `execute`, `fetchall`, cursor close, BEGIN
+    and COMMIT is a round trip to aiosqlite's worker thread (an agent step made ~45 of
+    them); here a plan is one function run on that thread (`aiosqlite.Connection.
+    _execute`), so a call costs one round trip and the pool's rollback on return. On
+    sqlite3 the same function runs in the calling thread. The connection is switched
+    to sqlite3's autocommit mode (`isolation_level = None`) for the plan and restored:
+    reads take no transaction, atomic plans run in `BEGIN IMMEDIATE` ... `COMMIT`
+    (the write lock taken up front, as `lock_before_read` asks)."""
+
+    runs_plans = True
+
+    def __init__(
+        self,
+        engine: Engine,
+        schema: str | None,
+        fallback: Callable[[Step], Rows | None],
+        views: Sequence[Engine] = (),
+    ) -> None:
+        super().__init__(engine, schema, fallback, views)
+        self.threaded = engine.dialect.driver == "aiosqlite"
+        self._sqlite_compiled: dict[Executable, Compiled] = {}
+        size = getattr(engine.pool, "size", None)
+        self._width = max(1, int(size())) if callable(size) else 1
+        """Plans run at once, at most: the pool's size. Beyond it a queue pool opens an
+        overflow connection per plan and closes it on return (on aiosqlite a thread
+        started and stopped, on both a file opened), which costs more than waiting for
+        one of the pooled connections: SQLite writes one transaction at a time anyway."""
+        self._slots: asyncio.Semaphore | None = None
+        self._thread_slots = threading.BoundedSemaphore(self._width)
+        if self.threaded and not event.contains(engine, "do_connect", _refuse_off_greenlet):
+            event.listen(engine, "do_connect", _refuse_off_greenlet)
+
+    def lease(self) -> Leased | None:
+        return None  # plans run in a greenlet, see `run`
+
+    def usable(self) -> bool:
+        """As `FastPath.usable`, and no transaction listener (`begin`, `commit`,
+        `rollback`): this path runs transactions too, which `Connection` would report."""
+        d = self.engine.dispatch
+        return super().usable() and not (d.begin or d.commit or d.rollback)
+
+    def trial(self) -> bool:
+        try:
+            outcome = self.run(_trial_plan(), _drive_trial)
+            if outcome != [{"trial": 7}]:
+                raise ValueError(f"the trial statement read {outcome!r}")
+        except DBAPIError:
+            raise
+        except Exception as error:
+            log.info(
+                "fast path off for %s, statements go through Connection: trial statement "
+                "failed (%s: %s)",
+                self.engine.url,
+                type(error).__name__,
+                error,
+            )
+            return False
+        return True
+
+    async def arun(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
+        """`run` from the event loop: where a pooled connection can be taken and given
+        back without I/O (as `FastPath.lease`), the plan is one job on aiosqlite's
+        thread and nothing else, no greenlet; else `run` in a greenlet. At most the
+        pool's size of plans run at once (`_slots`)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._width)
+        async with self._slots:
+            return await self._arun(plan, drive, args)
+
+    async def _arun(self, plan: Any, drive: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        fairy = self._take()
+        if fairy is None:
+            return await greenlet_spawn(self._run, plan, drive, args)
+        try:
+            driver: Any = fairy.driver_connection
+            return await driver._execute(self._on, driver._conn, plan, drive, args)
+        except _Failed as failed:
+            wrapped = await greenlet_spawn(
+                self.wrapped, failed.error, failed.sql, failed.params, fairy, None
+            )
+            raise wrapped from failed.error
+        finally:
+            # Cancelled or not, the job leaves no transaction open (it commits or rolls
+            # back on its thread, which runs it to the end and queues whatever comes next
+            # behind it): the pool's rollback on return is skipped, as `Connection`
+            # skips it after its own.
+            if fairy.dbapi_connection is not None and self._room(fairy):
+                fairy._checkin(transaction_was_reset=True)
+            else:
+                await greenlet_spawn(fairy.close)
+
+    def _take(self) -> Any:
+        """A pooled aiosqlite connection taken on the event loop, or None (see
+        `FastPath.lease` for when that needs no I/O)."""
+        pool: Any = self.engine.pool
+        if (
+            not self.threaded
+            or self._stale
+            or type(pool) is not AsyncAdaptedQueuePool
+            or pool._pre_ping
+            or pool.dispatch.checkout
+            or pool.dispatch.checkin
+            or pool.dispatch.reset
+            or pool.checkedin() == 0
+        ):
+            return None
+        try:
+            return pool.connect()
+        except MissingGreenlet:
+            self._stale = True
+            return None
+
+    def _room(self, fairy: Any) -> bool:
+        """The pool keeps `fairy` on return (closing an overflow one is I/O)."""
+        pool: Any = self.engine.pool
+        return bool(pool.checkedin() < pool.size())
+
+    def run(self, plan: Any, drive: Callable[..., Any], *args: Any) -> Any:
+        """`drive(plan, *args, execute)` on one pooled connection (sync; in a greenlet
+        on the async saver), in a transaction if `plan.atomic`; at most the pool's size
+        of plans at once (`_slots`)."""
+        with self._thread_slots:
+            return self._run(plan, drive, args)
+
+    def _run(self, plan: Any, drive: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        if self._stale:
+            self._stale = False
+            self._reconnect_idle()
+        fairy = self.engine.raw_connection()
+        try:
+            driver: Any = fairy.driver_connection
+            if self.threaded:
+                job = driver._execute(self._on, driver._conn, plan, drive, args)
+                return await_only(job)
+            return self._on(driver, plan, drive, args)
+        except _Failed as failed:
+            raise self.wrapped(failed.error, failed.sql, failed.params, fairy, None) from (
+                failed.error
+            )
+        except BaseException as exit_:
+            if not isinstance(exit_, Exception):
+                fairy.invalidate()  # cancelled: the connection's state is unknown
+            raise
+        finally:
+            fairy.close()
+
+    def _on(self, raw: Any, plan: Any, drive: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        saved = raw.isolation_level
+        raw.isolation_level = None  # sqlite3's autocommit: no implicit BEGIN
+
+        def execute(step: Step) -> Rows | None:
+            return self._execute(raw, step)
+
+        try:
+            if not getattr(plan, "atomic", False):
+                return drive(plan, *args, execute)
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                outcome = drive(plan, *args, execute)
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+            return outcome
+        finally:
+            raw.isolation_level = saved
+
+    def _execute(self, raw: Any, step: Step) -> Rows | None:
+        compiled = self._sqlite_compile(step.statement)
+        params = step.params
+        sql = compiled.sql
+        try:
+            if params is not None and not isinstance(params, Mapping):
+                bound = [self._bind(compiled, p) for p in params]
+                if bound:
+                    raw.executemany(bound[0][0], [values for _, values in bound])
+                return None
+            sql, values = self._bind(compiled, params)
+            cursor = raw.execute(sql, values)
+            if not step.fetch:
+                return None
+            names = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        except self.dialect.loaded_dbapi.Error as error:
+            raise _Failed(error, sql, params) from error
+        return self.converted(compiled, rows, names)
+
+    def _bind(
+        self, compiled: Compiled, params: Mapping[str, Any] | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The SQL and its positional parameters through the bind processors; for a
+        statement with expanding (`IN` lists) or literal-execute parameters, SQLAlchemy's
+        own expansion of it for these values."""
+        sqlc = compiled.compiled
+        if sqlc.literal_execute_params or sqlc.post_compile_params:
+            state = sqlc.construct_expanded_state(params, escape_names=False)
+            procs = state.processors
+            values = state.parameters
+            return state.statement, tuple(
+                procs[k](values[k]) if k in procs else values[k] for k in state.positiontup or ()
+            )
+        values = sqlc.construct_params(params, escape_names=False)
+        binds = compiled.binds
+        return compiled.sql, tuple(
+            binds[k](values[k]) if k in binds else values[k] for k in compiled.order or ()
+        )
+
+    def converted(self, compiled: Compiled, rows: Any, names: Sequence[str]) -> Rows:
+        """Rows as dicts by column name; only the columns that have a result processor
+        (JSON documents) go through it (most of a read's columns are blobs and text)."""
+        results = compiled.results
+        if results is None:
+            return [dict(zip(names, row, strict=True)) for row in rows]
+        processed = [(names[i], i, p) for i, p in enumerate(results) if p is not None]
+        out = []
+        for row in rows:
+            mapped = dict(zip(names, row, strict=True))
+            for name, i, processor in processed:
+                mapped[name] = processor(row[i])
+            out.append(mapped)
+        return out
+
+    def _sqlite_compile(self, statement: Executable) -> Compiled:
+        made = self._sqlite_compiled.get(statement)
+        if made is None:
+            if len(self._sqlite_compiled) >= COMPILED_KEEP:
+                self._sqlite_compiled.clear()
+            made = self._sqlite_compiled[statement] = _compile_any(
+                statement, self.dialect, self._schemas
+            )
+        return made
+
+
+def _trial_plan() -> Any:
+    return Plan(steps=iter(()))  # type: ignore[arg-type]
+
+
+def _drive_trial(plan: Any, execute: Callable[[Step], Rows | None]) -> Any:
+    return [dict(r) for r in execute(Step(TRIAL, {"trial": 7}, fetch=True)) or ()]
