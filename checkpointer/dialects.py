@@ -29,19 +29,24 @@ from sqlalchemy import (
     FromClause,
     Integer,
     LargeBinary,
+    Select,
     Table,
     Text,
     and_,
     bindparam,
     cast,
+    column,
     exists,
     func,
     literal,
     literal_column,
     not_,
+    null,
     or_,
     select,
+    table,
     true,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
@@ -78,6 +83,25 @@ class Dialect:
     """A transaction that reads, then writes, must take the write lock first: SQLite
     cannot upgrade a read lock while another writer waits (it fails at once with
     "database is locked"), and pysqlite only opens the transaction at the first write."""
+    skip_locked: bool = False
+    """`SELECT ... FOR UPDATE SKIP LOCKED`: concurrent sweepers take disjoint batches
+    (PostgreSQL). SQLite has one writer at a time, which serializes them anyway."""
+
+    def table_sizes(self, tables: list[Table]) -> Select[Any]:
+        """Rows (`table`, `bytes`, `dead_rows`) per table. PostgreSQL asks the catalog
+        (indexes and TOAST included, dead tuples from the statistics collector) for
+        the tables in schema `schema` (a bound key; NULL: the current schema); SQLite
+        has no per-table size without the optional `dbstat` table, so the stored
+        documents' and values' lengths stand in, and no dead rows."""
+        raise NotImplementedError
+
+    def table_sizes_params(self, schema: str | None) -> dict[str, Any]:
+        """The parameters of `table_sizes` for the saver's schema."""
+        return {}
+
+    def file_pages(self) -> Select[Any] | None:
+        """(page_count, freelist_count, page_size) of the database file (SQLite)."""
+        return None
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
@@ -192,6 +216,33 @@ class _Postgres(Dialect):
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
 
+    def table_sizes_params(self, schema: str | None) -> dict[str, Any]:
+        return {"schema": schema}
+
+    def table_sizes(self, tables: list[Table]) -> Select[Any]:
+        pg_class = table(
+            "pg_class",
+            column("oid"),
+            column("relname"),
+            column("relnamespace"),
+            schema="pg_catalog",
+        )
+        pg_namespace = table("pg_namespace", column("oid"), column("nspname"), schema="pg_catalog")
+        names = [literal_column(f"'{t.name}'", Text) for t in tables]  # our names, not input
+        schema = bindparam("schema", type_=Text)
+        return (
+            select(
+                pg_class.c.relname.label("table"),
+                func.pg_total_relation_size(pg_class.c.oid).label("bytes"),
+                func.pg_stat_get_dead_tuples(pg_class.c.oid).label("dead_rows"),
+            )
+            .join_from(pg_class, pg_namespace, pg_namespace.c.oid == pg_class.c.relnamespace)
+            .where(
+                pg_class.c.relname.in_(names),
+                pg_namespace.c.nspname == func.coalesce(schema, func.current_schema()),
+            )
+        )
+
     def array_rows(
         self,
         texts: Mapping[str, str],
@@ -256,6 +307,36 @@ class _Postgres(Dialect):
 class _Sqlite(Dialect):
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
+
+    def table_sizes(self, tables: list[Table]) -> Select[Any]:
+        parts = []
+        for t in tables:
+            sizes = [
+                func.coalesce(func.length(cast(c, Text) if c.name != "blob" else c), 0)
+                for c in t.columns
+                if c.name in ("checkpoint", "metadata", "blob")
+            ]
+            total: ColumnElement[Any] = sizes[0]
+            for size in sizes[1:]:
+                total = total + size
+            parts.append(
+                select(
+                    literal_column(f"'{t.name}'", Text).label("table"),
+                    func.coalesce(func.sum(total), 0).label("bytes"),
+                    cast(null(), Integer).label("dead_rows"),
+                ).select_from(t)
+            )
+        return union_all(*parts)  # type: ignore[return-value]
+
+    def file_pages(self) -> Select[Any] | None:
+        def pragma(name: str) -> Any:
+            return select(getattr(func, f"pragma_{name}")().table_valued(name).c[name])
+
+        return select(
+            pragma("page_count").scalar_subquery().label("page_count"),
+            pragma("freelist_count").scalar_subquery().label("freelist_count"),
+            pragma("page_size").scalar_subquery().label("page_size"),
+        )
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         # json_each may read columns of tables before it in FROM, like LATERAL.
@@ -349,7 +430,14 @@ def _sqlite_contains(
 def for_name(name: str) -> Dialect:
     """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
     if name == "postgresql":
-        return _Postgres(name, batch_as_arrays=True, cte_dml=True, lateral=True, direct=True)
+        return _Postgres(
+            name,
+            batch_as_arrays=True,
+            cte_dml=True,
+            lateral=True,
+            direct=True,
+            skip_locked=True,
+        )
     if name == "sqlite":
         return _Sqlite(
             name, batch_as_arrays=False, cte_dml=False, single_writer=True, lock_before_read=True
