@@ -64,8 +64,10 @@ async def test_summaries_order_and_pages(saver: AsyncSQLAlchemySaver) -> None:
     assert [t.thread_id for t in page.threads] == [threads[0], threads[6], threads[5]]
     top = page.threads[0]
     assert top.checkpoint_count == 4
-    assert top.metadata["step"] == 2 and top.metadata["tags"] == ["x", "y"]
-    assert top.created_at is not None and top.updated_at is not None
+    assert top.metadata["step"] == 2
+    assert top.metadata["tags"] == ["x", "y"]
+    assert top.created_at is not None
+    assert top.updated_at is not None
     assert started < top.created_at < top.updated_at <= datetime.now(timezone.utc)
     assert page.threads[1].checkpoint_count == 2
     assert page.cursor is not None
@@ -184,9 +186,10 @@ def test_sync_saver_threads(tmp_path: Any) -> None:
                 versions_seen={}, updated_channels=None,
             )  # fmt: skip
             saver.put({"configurable": {"thread_id": f"s{i}", "checkpoint_ns": ""}},
-                      checkpoint, {"i": i}, {})  # type: ignore[typeddict-item]  # fmt: skip
+                      checkpoint, {"i": i}, {})  # type: ignore[typeddict-unknown-key]  # fmt: skip
         page = saver.list_threads(limit=2)
         assert [t.thread_id for t in page.threads] == ["s2", "s1"]
         assert saver.count_threads(filter={"i": 0}) == 1
         second = saver.list_threads(limit=2, cursor=page.cursor)
-        assert [t.thread_id for t in second.threads] == ["s0"] and second.cursor is None
+        assert [t.thread_id for t in second.threads] == ["s0"]
+        assert second.cursor is None
