@@ -52,6 +52,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
 from sqlalchemy.sql.dml import Insert
 
+from .rows import BYTES, DEAD_ROWS, FREE_PAGES, PAGE_COUNT, PAGE_SIZE, SCHEMA, TABLE
+
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 """Column type of a JSON document (`checkpoint`, `metadata`): JSONB on PostgreSQL, for
 containment filters and their GIN index."""
@@ -217,7 +219,7 @@ class _Postgres(Dialect):
         return postgresql.insert(table)
 
     def table_sizes_params(self, schema: str | None) -> dict[str, Any]:
-        return {"schema": schema}
+        return {SCHEMA: schema}
 
     def table_sizes(self, tables: list[Table]) -> Select[Any]:
         pg_class = table(
@@ -229,12 +231,12 @@ class _Postgres(Dialect):
         )
         pg_namespace = table("pg_namespace", column("oid"), column("nspname"), schema="pg_catalog")
         names = [literal_column(f"'{t.name}'", Text) for t in tables]  # our names, not input
-        schema = bindparam("schema", type_=Text)
+        schema = bindparam(SCHEMA, type_=Text)
         return (
             select(
-                pg_class.c.relname.label("table"),
-                func.pg_total_relation_size(pg_class.c.oid).label("bytes"),
-                func.pg_stat_get_dead_tuples(pg_class.c.oid).label("dead_rows"),
+                pg_class.c.relname.label(TABLE),
+                func.pg_total_relation_size(pg_class.c.oid).label(BYTES),
+                func.pg_stat_get_dead_tuples(pg_class.c.oid).label(DEAD_ROWS),
             )
             .join_from(pg_class, pg_namespace, pg_namespace.c.oid == pg_class.c.relnamespace)
             .where(
@@ -321,9 +323,9 @@ class _Sqlite(Dialect):
                 total = total + size
             parts.append(
                 select(
-                    literal_column(f"'{t.name}'", Text).label("table"),
-                    func.coalesce(func.sum(total), 0).label("bytes"),
-                    cast(null(), Integer).label("dead_rows"),
+                    literal_column(f"'{t.name}'", Text).label(TABLE),
+                    func.coalesce(func.sum(total), 0).label(BYTES),
+                    cast(null(), Integer).label(DEAD_ROWS),
                 ).select_from(t)
             )
         return union_all(*parts)  # type: ignore[return-value]
@@ -333,9 +335,9 @@ class _Sqlite(Dialect):
             return select(getattr(func, f"pragma_{name}")().table_valued(name).c[name])
 
         return select(
-            pragma("page_count").scalar_subquery().label("page_count"),
-            pragma("freelist_count").scalar_subquery().label("freelist_count"),
-            pragma("page_size").scalar_subquery().label("page_size"),
+            pragma(PAGE_COUNT).scalar_subquery().label(PAGE_COUNT),
+            pragma(FREE_PAGES).scalar_subquery().label(FREE_PAGES),
+            pragma(PAGE_SIZE).scalar_subquery().label(PAGE_SIZE),
         )
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:

@@ -62,6 +62,7 @@ from .rows import (
     CUTOFF,
     DEAD_ROWS,
     FIRST,
+    FREE_PAGES,
     HEAD,
     IDX,
     KEEP,
@@ -79,6 +80,8 @@ from .rows import (
     METADATA,
     NEWEST,
     OLDEST,
+    PAGE_COUNT,
+    PAGE_SIZE,
     PARENT_CHECKPOINT_ID,
     PARENT_SENDS,
     PRUNE_NS,
@@ -475,8 +478,6 @@ class Planner:
             head = newest[0][CHECKPOINT_ID]
             keep = [r[CHECKPOINT_ID] for r in newest]
             for r in newest:
-                if r[PARENT_SENDS]:
-                    keep.append(r[PARENT_CHECKPOINT_ID])
                 channels = delta_channels(r[METADATA], r[VERSIONS])
                 if channels:
                     chain = yield Step(
@@ -578,7 +579,9 @@ class Planner:
         dry_run: bool = False,
         now: datetime | None = None,
     ) -> Sweep:
-        """The plans of a sweep (see `Sweep`), arguments checked first."""
+        """The plans of a sweep (see `Sweep`), arguments checked first. `now` (default:
+        the current time) fixes the sweep's clock: a dry run and the sweep that follows
+        it with the same `now` select the same idle threads."""
         if strategy not in PRUNE_STRATEGIES:
             raise ValueError(
                 f"unknown sweep strategy {strategy!r}: use one of {', '.join(PRUNE_STRATEGIES)}"
@@ -588,6 +591,8 @@ class Planner:
         limit = int(limit)
         if limit <= 0:
             raise ValueError(f"limit must be a positive number of threads, got {limit}")
+        if now is not None and not isinstance(now, datetime):
+            raise TypeError(f"now must be a datetime, got {now!r}")
         moment = now if now is not None else datetime.now(timezone.utc)
         return Sweep(
             self,
@@ -636,8 +641,8 @@ class Planner:
         database_bytes = free_bytes = None
         if pages:
             p = pages[0]
-            database_bytes = int(p["page_count"]) * int(p["page_size"])
-            free_bytes = int(p["freelist_count"]) * int(p["page_size"])
+            database_bytes = int(p[PAGE_COUNT]) * int(p[PAGE_SIZE])
+            free_bytes = int(p[FREE_PAGES]) * int(p[PAGE_SIZE])
         return Stats(
             tables=tables,
             threads=int(a.get(THREADS) or 0),

@@ -272,12 +272,18 @@ class SQLAlchemySaver(SaverBase):
         keep: dict[str, Any] | None = None,
         limit: int = 1000,
         dry_run: bool = False,
+        now: datetime | None = None,
     ) -> SweepReport:
         """Delete (or prune to their latest state) at most `limit` threads idle for
-        `idle_for`, except those whose latest metadata contains `keep`; one short
-        transaction per batch (see `Sweep`)."""
+        `idle_for` (before `now`, default the current time), except those whose latest
+        metadata contains `keep`; one short transaction per batch (see `Sweep`)."""
         sweep = self.plans.sweep(
-            idle_for=idle_for, strategy=strategy, keep=keep, limit=limit, dry_run=dry_run
+            idle_for=idle_for,
+            strategy=strategy,
+            keep=keep,
+            limit=limit,
+            dry_run=dry_run,
+            now=now,
         )
         for plan in sweep:
             self._run(plan)

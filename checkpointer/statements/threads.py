@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from langgraph.checkpoint.serde.types import TASKS
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -53,6 +54,7 @@ from ..rows import (
     LIMIT,
     NEWEST,
     OLDEST,
+    PARENT_SENDS,
     RANK,
     ROWS,
     TABLE,
@@ -261,8 +263,6 @@ class Threads(Family):
         """Per namespace of the thread `thread_id`, its `keep_last` newest checkpoints
         (id, `rank` from 1, parent, metadata, channel versions, whether a format < 4
         one reads pending sends from its parent) and the namespace's `n` checkpoints."""
-        from langgraph.checkpoint.serde.types import TASKS
-
         thread = bindparam(THREAD_ID, type_=Text)
         d = self.dialect
         ranked = (
@@ -294,7 +294,7 @@ class Threads(Family):
                         writes.c.checkpoint_id == kept.c.parent_checkpoint_id,
                         writes.c.channel == literal(TASKS, Text),
                     ),
-                ).label("parent_sends"),
+                ).label(PARENT_SENDS),
                 d.json_member(kept.c.checkpoint, "channel_versions").label(VERSIONS),
             )
             .join_from(
