@@ -478,6 +478,8 @@ class Planner:
             head = newest[0][CHECKPOINT_ID]
             keep = [r[CHECKPOINT_ID] for r in newest]
             for r in newest:
+                if r[PARENT_SENDS]:
+                    keep.append(r[PARENT_CHECKPOINT_ID])
                 channels = delta_channels(r[METADATA], r[VERSIONS])
                 if channels:
                     chain = yield Step(
