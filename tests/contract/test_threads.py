@@ -193,3 +193,38 @@ def test_sync_saver_threads(tmp_path: Any) -> None:
         second = saver.list_threads(limit=2, cursor=page.cursor)
         assert [t.thread_id for t in second.threads] == ["s0"]
         assert second.cursor is None
+
+
+def test_thread_page_is_served_by_the_index(pg_url: str) -> None:
+    """On PostgreSQL the thread page and a sweep batch walk root checkpoints through
+    the 0004 partial index: the real statements, under EXPLAIN. (Fails without the
+    index: `upgrade(conn, "0003")` in the template instead of head.)"""
+    from sqlalchemy import create_engine, event, make_url
+
+    from checkpointer import schema
+    from checkpointer.statements import ThreadShape, for_dialect
+
+    engine = create_engine(make_url(pg_url).set(drivername="postgresql+psycopg"))
+    statements = for_dialect("postgresql")
+
+    def explain(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> Any:
+        return "EXPLAIN " + statement, params
+
+    try:
+        with engine.connect() as conn:
+            rows = [
+                {"thread_id": f"t{i % 600}", "checkpoint_ns": "" if i % 3 else "sub",
+                 "checkpoint_id": f"{i:08}", "checkpoint": {}, "metadata": {}}
+                for i in range(6000)
+            ]  # fmt: skip
+            conn.execute(schema.checkpoints.insert(), rows)
+            conn.exec_driver_sql("ANALYZE checkpoints")
+            event.listen(engine, "before_cursor_execute", explain, retval=True)
+            page, _ = statements.thread_page(ThreadShape(after_key=True), None)
+            plan = conn.execute(page, {"after_id": "00003000", "after_thread": "t0", "limit": 50})
+            assert "checkpoints_root_id_idx" in "\n".join(r[0] for r in plan)
+            batch, _ = statements.sweep_batch(False, None)
+            plan = conn.execute(batch, {"cutoff": "00005000", "limit": 100})
+            assert "checkpoints_root_id_idx" in "\n".join(r[0] for r in plan)
+    finally:
+        engine.dispose()

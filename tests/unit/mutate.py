@@ -225,6 +225,13 @@ MUTATIONS = [
         "        size = min(SWEEP_BATCH, self.limit - self.report.threads)",
         "        size = SWEEP_BATCH",
     ),
+    Mutation(
+        "plans/test_sweep.py::test_bad_arguments_fail_before_any_statement",
+        P,
+        "        if now is not None and not isinstance(now, datetime):\n"
+        '            raise TypeError(f"now must be a datetime, got {now!r}")\n',
+        "",
+    ),
     # plans/test_stats.py
     Mutation(
         "plans/test_stats.py::test_stats_plans_yield_what_the_real_run_did",

@@ -59,8 +59,8 @@ def test_batches_follow_the_keyset_and_stop_at_the_limit(dialect: str) -> None:
 
 
 def test_bad_arguments_fail_before_any_statement() -> None:
-    """Mutation: none needed beyond the contract tests (messages checked there); here
-    the plan is not even made."""
+    """A bad strategy, limit or clock raises before any plan is made.
+    Mutation: drop the `now` type check in `Planner.sweep` -> fails."""
     p = planner("sqlite")
     with pytest.raises(ValueError, match="unknown sweep strategy"):
         p.sweep(idle_for=timedelta(days=1), strategy="all")
