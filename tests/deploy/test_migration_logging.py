@@ -127,5 +127,5 @@ def test_sqlite_setup_prints_nothing(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     )
-    assert done.stdout.strip() == "['0001', '0002', '0003']"
+    assert done.stdout.strip() == "['0001', '0002', '0003', '0004']"
     assert done.stderr == ""
