@@ -5,8 +5,9 @@ Operations (`threads`, `history`, `show`, `prune`, `sweep`, `copy`, `delete`,
 `[cli]` extra (click, rich). The Alembic command line of earlier releases keeps working
 without it: an argument list that starts with one of its options (`-x url=...`) or with
 an Alembic command other than ours (`upgrade head`, `current`, `check`, ...) goes to
-`checkpointer.cli.run_migrations_cli` as before. `history` and `show` now name our
-commands; Alembic's are `checkpointer db history` and `checkpointer db show`.
+`checkpointer.cli.run_migrations_cli` as before. `history THREAD` and `show THREAD`
+name our commands; `history` without a thread (or with Alembic's `-r`, `-v`, `-i`)
+is still Alembic's, and Alembic's `show REV` is `checkpointer db show REV`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ MISSING_EXTRA = (
 )
 
 
+_HISTORY_OPTIONS = frozenset({"-r", "--rev-range", "-v", "--verbose", "-i", "--indicate-current"})
+
+
 def _legacy(argv: Sequence[str]) -> bool:
     """Whether `argv` is an invocation of the Alembic command line we shipped before."""
     if not argv:
         return False
     first = argv[0]
+    if first == "history":
+        rest = argv[1:]
+        return not [a for a in rest if not a.startswith("-")] or bool(
+            _HISTORY_OPTIONS & {a.split("=")[0] for a in rest}
+        )
     if first in OURS or first in ("db", "--help", "-h", "--version"):
         return False
     return first.startswith("-") or first in alembic_commands()
