@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from . import report, workloads
+from . import operations, report, workloads
 from .harness import Metric, settle, sides
 
 
@@ -57,6 +57,12 @@ async def main(quick: bool, only: set[str] | None, backend: str = "postgresql") 
         metrics += new
         report.print_metrics(new)
         timed("storage", began)
+    if wanted("operations"):
+        began = time.perf_counter()
+        new = await operations.operations_workload(quick)
+        metrics += new
+        report.print_metrics(new)
+        timed("operations", began)
     elapsed = time.perf_counter() - started
     await report.write(metrics, extra, quick=quick, elapsed=elapsed)
     return 0

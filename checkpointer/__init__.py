@@ -12,6 +12,14 @@ from .errors import (
     ThreadNotEmptyError,
 )
 from .migrations import VERSION_TABLE
+from .reports import (
+    Stats,
+    SweepReport,
+    TableStats,
+    ThreadPage,
+    ThreadSize,
+    ThreadSummary,
+)
 from .schema import metadata
 from .sync import SQLAlchemySaver
 
@@ -28,7 +36,13 @@ __all__ = [
     "MissingDriverError",
     "SQLAlchemySaver",
     "SchemaNotReadyError",
+    "Stats",
+    "SweepReport",
+    "TableStats",
     "ThreadNotEmptyError",
+    "ThreadPage",
+    "ThreadSize",
+    "ThreadSummary",
     "include_name",
     "include_object",
     "metadata",

@@ -1,9 +1,9 @@
-"""`python -m checkpointer upgrade head`: this installed package's migrations, for
-deploys that have the wheel but no repository checkout (see `checkpointer.cli`)."""
+"""`python -m checkpointer ...`: the `checkpointer` command (see `checkpointer.console`);
+`python -m checkpointer upgrade head` keeps running this package's migrations."""
 
 from __future__ import annotations
 
-from .cli import main
+from .console import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(prog="python -m checkpointer"))

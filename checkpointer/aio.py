@@ -13,6 +13,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -33,6 +34,7 @@ from .base import Released, SaverBase, drive, finish, resume
 from .engines import expect_async_engine
 from .errors import translated
 from .plans import Emit, Plan, Rows, Step
+from .reports import Stats, SweepReport, ThreadPage
 from .urls import async_url
 
 T = TypeVar("T")
@@ -227,12 +229,78 @@ class AsyncSQLAlchemySaver(SaverBase):
         one transaction; raises `ThreadNotEmptyError` if the target has rows."""
         await self._run(self.plans.copy_thread(source_thread_id, target_thread_id))
 
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """`keep_latest`: keep each namespace's latest checkpoint and what reading and
-        resuming it needs (see `Planner._keep_latest`); `delete`: remove the threads.
-        One transaction per thread (`keep_latest`) or per batch (`delete`)."""
-        for plan in self.plans.prune(thread_ids, strategy):
+    async def aprune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", keep_last: int = 1
+    ) -> None:
+        """`keep_latest`: keep each namespace's `keep_last` newest checkpoints and what
+        reading and resuming them needs (see `Planner._keep_newest`); `delete`: remove
+        the threads. One transaction per thread (`keep_latest`) or per batch (`delete`)."""
+        for plan in self.plans.prune(thread_ids, strategy, keep_last):
             await self._run(plan)
+
+    async def alist_threads(
+        self,
+        *,
+        filter: dict[str, Any] | None = None,
+        updated_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ThreadPage:
+        """A page of thread summaries, most recently updated first, and the cursor of
+        the next page (see `Planner.list_threads`)."""
+        return await self._run(
+            self.plans.list_threads(
+                filter=filter,
+                updated_before=updated_before,
+                updated_after=updated_after,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    async def acount_threads(
+        self,
+        *,
+        filter: dict[str, Any] | None = None,
+        updated_before: datetime | None = None,
+        updated_after: datetime | None = None,
+    ) -> int:
+        return await self._run(
+            self.plans.count_threads(
+                filter=filter, updated_before=updated_before, updated_after=updated_after
+            )
+        )
+
+    async def asweep(
+        self,
+        *,
+        idle_for: timedelta,
+        strategy: str = "delete",
+        keep: dict[str, Any] | None = None,
+        limit: int = 1000,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> SweepReport:
+        """Delete (or prune to their latest state) at most `limit` threads idle for
+        `idle_for` (before `now`, default the current time), except those whose latest
+        metadata contains `keep`; one short transaction per batch (see `Sweep`)."""
+        sweep = self.plans.sweep(
+            idle_for=idle_for,
+            strategy=strategy,
+            keep=keep,
+            limit=limit,
+            dry_run=dry_run,
+            now=now,
+        )
+        for plan in sweep:
+            await self._run(plan)
+        return sweep.report
+
+    async def astats(self, top: int = 10) -> Stats:
+        """Rows and bytes per table, thread and checkpoint counts, activity, the `top`
+        largest threads."""
+        return await self._run(self.plans.stats(top, self.schema))
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
@@ -307,8 +375,22 @@ class AsyncSQLAlchemySaver(SaverBase):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         self._bridge(self.acopy_thread(source_thread_id, target_thread_id), "acopy_thread")
 
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._bridge(self.aprune(thread_ids, strategy=strategy), "aprune")
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", keep_last: int = 1
+    ) -> None:
+        self._bridge(self.aprune(thread_ids, strategy=strategy, keep_last=keep_last), "aprune")
+
+    def list_threads(self, **kwargs: Any) -> ThreadPage:
+        return self._bridge(self.alist_threads(**kwargs), "alist_threads")
+
+    def count_threads(self, **kwargs: Any) -> int:
+        return self._bridge(self.acount_threads(**kwargs), "acount_threads")
+
+    def sweep(self, **kwargs: Any) -> SweepReport:
+        return self._bridge(self.asweep(**kwargs), "asweep")
+
+    def stats(self, top: int = 10) -> Stats:
+        return self._bridge(self.astats(top), "astats")
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

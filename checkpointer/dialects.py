@@ -30,25 +30,32 @@ from sqlalchemy import (
     FromClause,
     Integer,
     LargeBinary,
+    Select,
     Table,
     Text,
     and_,
     bindparam,
     cast,
+    column,
     exists,
     func,
     literal,
     literal_column,
     not_,
+    null,
     or_,
     select,
+    table,
     true,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
+
+from .rows import BYTES, DEAD_ROWS, FREE_PAGES, PAGE_COUNT, PAGE_SIZE, SCHEMA, TABLE
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 """Column type of a JSON document (`checkpoint`, `metadata`): JSONB on PostgreSQL, for
@@ -89,6 +96,26 @@ class Dialect:
     there (PostgreSQL): a driver holds each statement's parameters two or three times
     over (asyncpg: its bind buffer, the message, and asyncio's write buffer before
     Python 3.12), so one 200 MB parameter would cost up to 600 MB of client memory."""
+
+    skip_locked: bool = False
+    """`SELECT ... FOR UPDATE SKIP LOCKED`: concurrent sweepers take disjoint batches
+    (PostgreSQL). SQLite has one writer at a time, which serializes them anyway."""
+
+    def table_sizes(self, tables: list[Table]) -> Select[Any]:
+        """Rows (`table`, `bytes`, `dead_rows`) per table. PostgreSQL asks the catalog
+        (indexes and TOAST included, dead tuples from the statistics collector) for
+        the tables in schema `schema` (a bound key; NULL: the current schema); SQLite
+        has no per-table size without the optional `dbstat` table, so the stored
+        documents' and values' lengths stand in, and no dead rows."""
+        raise NotImplementedError
+
+    def table_sizes_params(self, schema: str | None) -> dict[str, Any]:
+        """The parameters of `table_sizes` for the saver's schema."""
+        return {}
+
+    def file_pages(self) -> Select[Any] | None:
+        """(page_count, freelist_count, page_size) of the database file (SQLite)."""
+        return None
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
@@ -210,6 +237,33 @@ class _Postgres(Dialect):
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
 
+    def table_sizes_params(self, schema: str | None) -> dict[str, Any]:
+        return {SCHEMA: schema}
+
+    def table_sizes(self, tables: list[Table]) -> Select[Any]:
+        pg_class = table(
+            "pg_class",
+            column("oid"),
+            column("relname"),
+            column("relnamespace"),
+            schema="pg_catalog",
+        )
+        pg_namespace = table("pg_namespace", column("oid"), column("nspname"), schema="pg_catalog")
+        names = [literal_column(f"'{t.name}'", Text) for t in tables]  # our names, not input
+        schema = bindparam(SCHEMA, type_=Text)
+        return (
+            select(
+                pg_class.c.relname.label(TABLE),
+                func.pg_total_relation_size(pg_class.c.oid).label(BYTES),
+                func.pg_stat_get_dead_tuples(pg_class.c.oid).label(DEAD_ROWS),
+            )
+            .join_from(pg_class, pg_namespace, pg_namespace.c.oid == pg_class.c.relnamespace)
+            .where(
+                pg_class.c.relname.in_(names),
+                pg_namespace.c.nspname == func.coalesce(schema, func.current_schema()),
+            )
+        )
+
     def array_rows(
         self,
         texts: Mapping[str, str],
@@ -297,6 +351,36 @@ class _Sqlite(Dialect):
             logging.getLogger("checkpointer").info(
                 "SQLite journal mode left at %s: %s", mode, error.orig
             )
+
+    def table_sizes(self, tables: list[Table]) -> Select[Any]:
+        parts = []
+        for t in tables:
+            sizes = [
+                func.coalesce(func.length(cast(c, Text) if c.name != "blob" else c), 0)
+                for c in t.columns
+                if c.name in ("checkpoint", "metadata", "blob")
+            ]
+            total: ColumnElement[Any] = sizes[0]
+            for size in sizes[1:]:
+                total = total + size
+            parts.append(
+                select(
+                    literal_column(f"'{t.name}'", Text).label(TABLE),
+                    func.coalesce(func.sum(total), 0).label(BYTES),
+                    cast(null(), Integer).label(DEAD_ROWS),
+                ).select_from(t)
+            )
+        return union_all(*parts)  # type: ignore[return-value]
+
+    def file_pages(self) -> Select[Any] | None:
+        def pragma(name: str) -> Any:
+            return select(getattr(func, f"pragma_{name}")().table_valued(name).c[name])
+
+        return select(
+            pragma(PAGE_COUNT).scalar_subquery().label(PAGE_COUNT),
+            pragma(FREE_PAGES).scalar_subquery().label(FREE_PAGES),
+            pragma(PAGE_SIZE).scalar_subquery().label(PAGE_SIZE),
+        )
 
     def channel_versions(self, document: ColumnElement[Any]) -> FromClause:
         # json_each may read columns of tables before it in FROM, like LATERAL.
@@ -397,6 +481,7 @@ def for_name(name: str) -> Dialect:
             lateral=True,
             direct=True,
             staged_blobs=True,
+            skip_locked=True,
         )
     if name == "sqlite":
         return _Sqlite(

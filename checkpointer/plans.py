@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -28,7 +29,20 @@ from sqlalchemy.sql.base import Executable
 from . import codec
 from .codec import BlobRow, CheckpointRow, WriteRow
 from .errors import ThreadNotEmptyError
+from .ids import id_floor, id_time
+from .reports import (
+    Stats,
+    SweepReport,
+    TableStats,
+    ThreadPage,
+    ThreadSize,
+    ThreadSummary,
+    decode_cursor,
+    encode_cursor,
+)
 from .rows import (
+    AFTER_ID,
+    AFTER_THREAD,
     B_BLOB,
     B_CHANNEL,
     B_CHECKPOINT_NS,
@@ -37,15 +51,23 @@ from .rows import (
     B_VERSION,
     BEFORE,
     BLOB,
+    BLOBS,
+    BYTES,
     CHANNEL,
     CHECKPOINT,
     CHECKPOINT_ID,
     CHECKPOINT_NS,
+    CHECKPOINTS,
     COUNT,
+    CUTOFF,
+    DEAD_ROWS,
+    FIRST,
+    FREE_PAGES,
     HEAD,
     IDX,
     KEEP,
     KEEP_ALL,
+    KEEP_LAST,
     KEY_ID,
     KEY_NS,
     KEY_THREAD,
@@ -59,18 +81,28 @@ from .rows import (
     LO_ID,
     LO_OFFSET,
     METADATA,
+    NEWEST,
+    OLDEST,
+    PAGE_COUNT,
+    PAGE_SIZE,
     PARENT_CHECKPOINT_ID,
     PARENT_SENDS,
     PRUNE_NS,
     PRUNE_THREAD,
+    ROWS,
     RUN_IDS,
     SOURCE,
+    TABLE,
     TARGET,
     TASK_ID,
     TASK_PATH,
     THREAD_ID,
     THREAD_IDS,
+    THREADS,
+    TOP,
     TYPE,
+    UPDATED_AFTER,
+    UPDATED_BEFORE,
     VALUE,
     VERSION,
     VERSIONS,
@@ -78,9 +110,10 @@ from .rows import (
     W_CHANNEL,
     W_IDX,
     W_TYPE,
+    WRITES,
     channel_key,
 )
-from .statements import LIST_CHUNK, PageShape, Statements
+from .statements import LIST_CHUNK, SWEEP_BATCH, PageShape, Statements, ThreadShape
 
 T = TypeVar("T")
 
@@ -130,6 +163,81 @@ class Plan(Generic[T]):
 
     steps: Steps[T]
     atomic: bool = False
+
+
+class Sweep:
+    """A sweep as a series of plans, one transaction per batch of at most
+    `SWEEP_BATCH` idle threads, made as they are run; `report` adds up what each
+    batch removed (or would remove, with `dry_run`).
+
+    A batch selects idle threads (latest root checkpoint id below `cutoff`) oldest
+    first after the previous batch's last one, locking them on PostgreSQL and skipping
+    threads another sweeper holds; then, inside the same transaction, removes their
+    rows below `cutoff` (`delete`) or prunes each to its latest state (`keep_latest`).
+    A checkpoint written after the thread went idle has a greater id than `cutoff`
+    and is never touched."""
+
+    def __init__(
+        self,
+        planner: Planner,
+        *,
+        cutoff: str,
+        strategy: str,
+        keep: dict[str, Any] | None,
+        limit: int,
+        dry_run: bool,
+    ) -> None:
+        self.planner = planner
+        self.cutoff = cutoff
+        self.strategy = strategy
+        self.keep = keep
+        self.limit = limit
+        self.dry_run = dry_run
+        self.report = SweepReport(strategy=strategy, dry_run=dry_run)
+        self._after: tuple[str, str] | None = None
+        self._done = False
+
+    def __iter__(self) -> Iterator[Plan[None]]:
+        while not self._done and self.report.threads < self.limit:
+            yield Plan(self._batch(), atomic=not self.dry_run)
+
+    def _batch(self) -> Steps[None]:
+        p = self.planner
+        s = p.statements
+        yield from p._lock() if not self.dry_run else _none()
+        size = min(SWEEP_BATCH, self.limit - self.report.threads)
+        statement, keep_params = s.sweep_batch(self._after is not None, self.keep)
+        params: dict[str, Any] = {**keep_params, CUTOFF: self.cutoff, LIMIT: size}
+        if self._after is not None:
+            params[AFTER_ID], params[AFTER_THREAD] = self._after
+        rows = (yield Step(statement, params, fetch=True)) or []
+        if len(rows) < size:
+            self._done = True
+        if not rows:
+            return
+        self._after = (rows[-1][HEAD], rows[-1][THREAD_ID])
+        threads = [r[THREAD_ID] for r in rows]
+        before = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
+        after: Mapping[str, Any] = {CHECKPOINTS: 0, BLOBS: 0, WRITES: 0, BYTES: 0}
+        if self.dry_run:
+            if self.strategy == "keep_latest":  # an upper bound: each keeps its root head
+                after = {CHECKPOINTS: len(threads), BLOBS: 0, WRITES: 0, BYTES: 0}
+        elif self.strategy == "delete":
+            for deletion in s.sweep_delete:
+                yield Step(deletion, {THREAD_IDS: threads, CUTOFF: self.cutoff})
+            yield Step(s.delete_unreferenced_blobs, {THREAD_IDS: threads})
+            after = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
+        else:
+            for thread_id in threads:
+                yield from p._keep_newest(thread_id, 1)
+            after = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
+        r = self.report
+        r.batches += 1
+        r.threads += len(threads)
+        r.checkpoints += max(0, int(before[CHECKPOINTS]) - int(after[CHECKPOINTS]))
+        r.blobs += max(0, int(before[BLOBS]) - int(after[BLOBS]))
+        r.writes += max(0, int(before[WRITES]) - int(after[WRITES]))
+        r.bytes += max(0, int(before[BYTES] or 0) - int(after[BYTES] or 0))
 
 
 class Planner:
@@ -375,7 +483,7 @@ class Planner:
             yield Step(statement, {SOURCE: source, TARGET: target})
 
     def prune(
-        self, thread_ids: Sequence[str], strategy: str = "keep_latest"
+        self, thread_ids: Sequence[str], strategy: str = "keep_latest", keep_last: int = 1
     ) -> Iterator[Plan[None]]:
         """One plan (one transaction) per batch of `PRUNE_BATCH` threads for `delete`,
         per thread for `keep_latest`, made as they are run. Arguments are checked
@@ -384,47 +492,59 @@ class Planner:
             raise ValueError(
                 f"unknown prune strategy {strategy!r}: use one of {', '.join(PRUNE_STRATEGIES)}"
             )
+        keep_last = _keep_last(keep_last)
         ids = list(dict.fromkeys(_names(thread_ids, "thread_ids")))
         if strategy == "delete":
             return (
                 Plan(_each(self.statements.delete_threads, {THREAD_IDS: chunk}), atomic=True)
                 for chunk in _chunks(ids, PRUNE_BATCH)
             )
-        return (Plan(self._keep_latest(thread_id), atomic=True) for thread_id in ids)
+        return (
+            Plan(self._locked(self._keep_newest(thread_id, keep_last)), atomic=True)
+            for thread_id in ids
+        )
 
-    def _keep_latest(self, thread_id: str) -> Steps[None]:
-        """Keep, per namespace, the latest checkpoint with its writes, plus what
-        reading it needs: the parent holding its pending sends (format < 4), and for
-        each `DeltaChannel` not stored in it, the ancestors (with their writes) back
-        to the nearest one that stores the channel (a `_DeltaSnapshot`). Delete the
-        older rest, then the blobs nothing kept references.
+    def _locked(self, steps: Steps[Any]) -> Steps[None]:
+        yield from self._lock()
+        yield from steps
+
+    def _keep_newest(self, thread_id: str, keep_last: int) -> Steps[int]:
+        """Keep, per namespace, the `keep_last` newest checkpoints with their writes,
+        plus what reading each needs: the parent holding its pending sends (format
+        < 4), and for each `DeltaChannel` not stored in it, the ancestors (with their
+        writes) back to the nearest one that stores the channel (a `_DeltaSnapshot`).
+        Delete the older rest, then the blobs nothing kept references. Returns how
+        many namespaces were trimmed.
 
         Only rows older than the latest checkpoint seen are deleted, so a run that
         saves while the thread is pruned loses nothing."""
         s = self.statements
-        yield from self._lock()
-        heads = yield Step(s.prune_heads, {THREAD_ID: thread_id}, fetch=True)
-        deleted = False
-        for h in heads or ():
-            if h[COUNT] <= 1:
+        rows = yield Step(s.prune_newest, {THREAD_ID: thread_id, KEEP_LAST: keep_last}, fetch=True)
+        by_ns: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for r in rows or ():
+            by_ns[r[CHECKPOINT_NS]].append(r)
+        trimmed = 0
+        for ns, newest in by_ns.items():
+            if newest[0][COUNT] <= keep_last:
                 continue
-            ns, head = h[CHECKPOINT_NS], h[HEAD]
-            keep = [head]
-            if h[PARENT_SENDS]:
-                keep.append(h[PARENT_CHECKPOINT_ID])
-            channels = delta_channels(h[METADATA], h[VERSIONS])
-            if channels:
-                rows = yield Step(
-                    s.keep_chain(len(channels)),
-                    {
-                        THREAD_ID: thread_id,
-                        CHECKPOINT_NS: ns,
-                        CHECKPOINT_ID: head,
-                        **{channel_key(i): ch for i, ch in enumerate(channels)},
-                    },
-                    fetch=True,
-                )
-                keep += [r[CHECKPOINT_ID] for r in rows or ()]
+            head = newest[0][CHECKPOINT_ID]
+            keep = [r[CHECKPOINT_ID] for r in newest]
+            for r in newest:
+                if r[PARENT_SENDS]:
+                    keep.append(r[PARENT_CHECKPOINT_ID])
+                channels = delta_channels(r[METADATA], r[VERSIONS])
+                if channels:
+                    chain = yield Step(
+                        s.keep_chain(len(channels)),
+                        {
+                            THREAD_ID: thread_id,
+                            CHECKPOINT_NS: ns,
+                            CHECKPOINT_ID: r[CHECKPOINT_ID],
+                            **{channel_key(i): ch for i, ch in enumerate(channels)},
+                        },
+                        fetch=True,
+                    )
+                    keep += [c[CHECKPOINT_ID] for c in chain or ()]
             keep = list(dict.fromkeys(keep))
             params = {
                 PRUNE_THREAD: thread_id,
@@ -435,9 +555,158 @@ class Planner:
             }
             for statement in s.prune_trim:
                 yield Step(statement, params)
-            deleted = True
-        if deleted:
+            trimmed += 1
+        if trimmed:
             yield Step(s.delete_unreferenced_blobs, {THREAD_IDS: [thread_id]})
+        return trimmed
+
+    # -- threads, sweeps and stats ---------------------------------------------------
+
+    def list_threads(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        updated_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Plan[ThreadPage]:
+        """A page of threads, most recently updated first (see `Threads.thread_page`):
+        one statement. `filter` is containment on the latest root checkpoint's
+        metadata, as `list`'s."""
+        limit = int(limit)
+        if limit <= 0:
+            raise ValueError(f"limit must be a positive number of threads, got {limit}")
+        params, shape_args = _time_bounds(updated_before, updated_after)
+        if cursor is not None:
+            params[AFTER_ID], params[AFTER_THREAD] = decode_cursor(cursor)
+        shape = ThreadShape(after_key=cursor is not None, **shape_args)
+        clean = _filter(filter, "filter")
+        statement, filter_params = self.statements.thread_page(shape, clean)
+        step = Step(statement, {**params, **filter_params, LIMIT: limit}, fetch=True, last=True)
+        return Plan(self._thread_page(step, limit))
+
+    def _thread_page(self, step: Step, limit: int) -> Steps[ThreadPage]:
+        rows = yield step
+        threads = [
+            ThreadSummary(
+                thread_id=r[THREAD_ID],
+                created_at=id_time(r[FIRST]),
+                updated_at=id_time(r[HEAD]),
+                checkpoint_count=int(r[CHECKPOINTS]),
+                checkpoint_id=r[HEAD],
+                metadata=dict(r[METADATA] or {}),
+            )
+            for r in rows or ()
+        ]
+        last = threads[-1] if len(threads) == limit else None
+        return ThreadPage(
+            threads, encode_cursor(last.checkpoint_id, last.thread_id) if last else None
+        )
+
+    def count_threads(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        updated_before: datetime | None = None,
+        updated_after: datetime | None = None,
+    ) -> Plan[int]:
+        """How many threads `list_threads` would list with these filters."""
+        params, shape_args = _time_bounds(updated_before, updated_after)
+        statement, filter_params = self.statements.thread_count(
+            ThreadShape(**shape_args), _filter(filter, "filter")
+        )
+        step = Step(statement, {**params, **filter_params}, fetch=True, last=True)
+        return Plan(self._count(step))
+
+    def _count(self, step: Step) -> Steps[int]:
+        rows = yield step
+        return int((rows or [{COUNT: 0}])[0][COUNT])
+
+    def sweep(
+        self,
+        *,
+        idle_for: timedelta,
+        strategy: str = "delete",
+        keep: Mapping[str, Any] | None = None,
+        limit: int = 1000,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> Sweep:
+        """The plans of a sweep (see `Sweep`), arguments checked first. `now` (default:
+        the current time) fixes the sweep's clock: a dry run and the sweep that follows
+        it with the same `now` select the same idle threads."""
+        if strategy not in PRUNE_STRATEGIES:
+            raise ValueError(
+                f"unknown sweep strategy {strategy!r}: use one of {', '.join(PRUNE_STRATEGIES)}"
+            )
+        if not isinstance(idle_for, timedelta) or idle_for < timedelta(0):
+            raise ValueError(f"idle_for must be a non-negative timedelta, got {idle_for!r}")
+        limit = int(limit)
+        if limit <= 0:
+            raise ValueError(f"limit must be a positive number of threads, got {limit}")
+        if now is not None and not isinstance(now, datetime):
+            raise TypeError(f"now must be a datetime, got {now!r}")
+        moment = now if now is not None else datetime.now(timezone.utc)
+        return Sweep(
+            self,
+            cutoff=id_floor(moment - idle_for),
+            strategy=strategy,
+            keep=_filter(keep, "keep"),
+            limit=limit,
+            dry_run=dry_run,
+        )
+
+    def stats(self, top: int = 10, schema: str | None = None) -> Plan[Stats]:
+        """Rows and bytes per table, activity, the largest threads: a few statements,
+        no transaction."""
+        top = int(top)
+        if top < 0:
+            raise ValueError(f"top must be zero or more, got {top}")
+        return Plan(self._stats(top, schema))
+
+    def _stats(self, top: int, schema: str | None) -> Steps[Stats]:
+        s = self.statements
+        counted = yield Step(s.table_rows, fetch=True)
+        sized = yield Step(s.table_sizes, s.dialect.table_sizes_params(schema) or None, fetch=True)
+        active = yield Step(s.activity, fetch=True)
+        largest: Rows = []
+        if top:
+            largest = (yield Step(s.largest_threads, {TOP: top}, fetch=True)) or []
+        pages: Rows = []
+        if s.file_pages is not None:
+            pages = (yield Step(s.file_pages, fetch=True)) or []
+        rows = {r[TABLE]: int(r[ROWS]) for r in counted or ()}
+        sizes = {r[TABLE]: r for r in sized or ()}
+        a = (active or [{}])[0]
+        tables = [
+            TableStats(
+                table=name,
+                rows=rows.get(name, 0),
+                bytes=int((sizes.get(name) or {}).get(BYTES) or 0),
+                dead_rows=(
+                    None
+                    if (sizes.get(name) or {}).get(DEAD_ROWS) is None
+                    else int(sizes[name][DEAD_ROWS])
+                ),
+            )
+            for name in rows
+        ]
+        database_bytes = free_bytes = None
+        if pages:
+            p = pages[0]
+            database_bytes = int(p[PAGE_COUNT]) * int(p[PAGE_SIZE])
+            free_bytes = int(p[FREE_PAGES]) * int(p[PAGE_SIZE])
+        return Stats(
+            tables=tables,
+            threads=int(a.get(THREADS) or 0),
+            checkpoints=int(a.get(CHECKPOINTS) or 0),
+            oldest=id_time(a.get(OLDEST)),
+            newest=id_time(a.get(NEWEST)),
+            largest_threads=[ThreadSize(r[THREAD_ID], int(r[BYTES] or 0)) for r in largest],
+            database_bytes=database_bytes,
+            free_bytes=free_bytes,
+        )
 
     def delta_history(
         self, config: RunnableConfig, channels: Sequence[str]
@@ -543,6 +812,35 @@ def delta_channels(
     if metadata.get("delta_writes_versioned"):
         names |= set(versions)
     return sorted(n for n in names if n in versions)
+
+
+def _keep_last(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"keep_last must be a whole number of checkpoints >= 1, got {value!r}")
+    return value
+
+
+def _filter(value: Mapping[str, Any] | None, what: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a mapping of metadata keys, got {value!r}")
+    return codec.clean_json(dict(value), what) if value else None
+
+
+def _time_bounds(
+    updated_before: datetime | None, updated_after: datetime | None
+) -> tuple[dict[str, Any], dict[str, bool]]:
+    params: dict[str, Any] = {}
+    shape: dict[str, bool] = {}
+    for key, moment in ((UPDATED_BEFORE, updated_before), (UPDATED_AFTER, updated_after)):
+        if moment is None:
+            continue
+        if not isinstance(moment, datetime):
+            raise TypeError(f"{key} must be a datetime, got {moment!r}")
+        params[key] = id_floor(moment)
+        shape[key] = True
+    return params, shape
 
 
 def _name(value: Any, what: str) -> str:

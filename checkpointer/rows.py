@@ -13,8 +13,13 @@ Rows, by statement (a tagged row leaves NULL what its kind lacks):
   `KIND_CHECKPOINT`, `KIND_BLOB`, `KIND_WRITE` or `KIND_SEND`.
 - `delta_history(n)`: `KIND`, `CHECKPOINT_ID`, `CHANNEL`, `TASK_ID`, `TASK_PATH`, `IDX`,
   `TYPE`, `BLOB`, `VALUE`; of kind `KIND_WRITE`, `KIND_BLOB` or `KIND_VALUE`.
-- `prune_heads`: `CHECKPOINT_NS`, `HEAD`, `COUNT`, `PARENT_CHECKPOINT_ID`, `METADATA`,
-  `PARENT_SENDS`, `VERSIONS`.
+- `prune_newest`: `CHECKPOINT_NS`, `CHECKPOINT_ID`, `RANK`, `COUNT`,
+  `PARENT_CHECKPOINT_ID`, `METADATA`, `PARENT_SENDS`, `VERSIONS`.
+- `thread_page`: `THREAD_ID`, `HEAD`, `METADATA`, `FIRST`, `CHECKPOINTS`; `thread_count`:
+  `COUNT`; `sweep_batch`: `THREAD_ID`, `HEAD`, `METADATA`; `batch_sizes`: `CHECKPOINTS`,
+  `BLOBS`, `WRITES`, `BYTES`; `table_rows`: `TABLE`, `ROWS`; `table_sizes`: `TABLE`,
+  `BYTES`, `DEAD_ROWS`; `activity`: `THREADS`, `CHECKPOINTS`, `OLDEST`, `NEWEST`;
+  `largest_threads`: `THREAD_ID`, `BYTES`.
 - `keep_chain(n)`: `CHECKPOINT_ID`; `run_threads`: `THREAD_ID`.
 """
 
@@ -54,9 +59,9 @@ IDX: Final = "idx"
 VALUE: Final = "value"
 """A checkpoint's `channel_values` object (`KIND_VALUE` rows)."""
 HEAD: Final = "head"
-"""A namespace's latest checkpoint id (`prune_heads`); also the key bounding a trim."""
+"""A namespace's or thread's latest checkpoint id; also the key bounding a trim."""
 COUNT: Final = "n"
-"""How many checkpoints a namespace has (`prune_heads`)."""
+"""How many checkpoints a namespace has (`prune_newest`), or threads match."""
 PARENT_SENDS: Final = "parent_sends"
 """Whether a head older than format 4 reads pending sends from its parent's writes."""
 VERSIONS: Final = "versions"
@@ -140,3 +145,44 @@ KEEP_ALL: Final = "keep_all"
 """The kept ids again, for the step of a trim that detaches kept checkpoints."""
 FILTER_PREFIX: Final = "f_"
 """Keys of a metadata filter's values."""
+
+# -- operations: thread search, retention, stats (`statements.threads`) -------------------
+
+FIRST: Final = "first"
+"""A thread's first root checkpoint id (`thread_page`)."""
+CHECKPOINTS: Final = "checkpoints"
+"""How many checkpoints a thread (or a batch of threads) has, all namespaces."""
+BLOBS: Final = "blobs"
+WRITES: Final = "writes"
+"""How many blob / write rows a batch of threads has (`batch_sizes`)."""
+BYTES: Final = "bytes"
+"""Approximate bytes of a batch's or a thread's rows (documents as text, values)."""
+RANK: Final = "rank"
+"""A checkpoint's place in its namespace, newest 1 (`prune_newest`)."""
+TABLE: Final = "table"
+ROWS: Final = "rows"
+DEAD_ROWS: Final = "dead_rows"
+"""Per table: its name, rows, bytes on disk and dead tuples (`table_stats`)."""
+THREADS: Final = "threads"
+OLDEST: Final = "oldest"
+NEWEST: Final = "newest"
+"""Thread count and oldest / newest checkpoint ids (`activity`)."""
+KEEP_LAST: Final = "keep_last"
+"""Checkpoints kept per namespace (`prune_newest`)."""
+CUTOFF: Final = "cutoff"
+"""The smallest id a sweep leaves alone: threads whose latest id is lower are idle."""
+AFTER_ID: Final = "after_id"
+AFTER_THREAD: Final = "after_thread"
+"""The last thread of the previous page or batch (keyset over (head id, thread))."""
+UPDATED_BEFORE: Final = "updated_before"
+UPDATED_AFTER: Final = "updated_after"
+"""Ids bounding a thread's latest checkpoint id (`thread_page`, `thread_count`)."""
+KEEP_PREFIX: Final = "k_"
+"""Keys of a sweep's `keep` metadata filter values."""
+TOP: Final = "top"
+PAGE_COUNT: Final = "page_count"
+FREE_PAGES: Final = "freelist_count"
+PAGE_SIZE: Final = "page_size"
+"""The database file's pages, free pages and page size (`file_pages`, SQLite)."""
+SCHEMA: Final = "schema"
+"""The saver's schema, NULL for the current one (`table_sizes`, PostgreSQL)."""

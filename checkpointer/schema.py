@@ -73,3 +73,10 @@ Index(
     postgresql_with={"fastupdate": "off"},  # no pending list: see revision 0003
 ).ddl_if(dialect="postgresql")
 Index("checkpoints_run_id_idx", run_id).ddl_if(dialect="postgresql")
+# The thread list and sweeps walk root checkpoints by id (revision 0004).
+Index(
+    "checkpoints_root_id_idx",
+    checkpoints.c.checkpoint_id,
+    checkpoints.c.thread_id,
+    postgresql_where=checkpoints.c.checkpoint_ns == text("''"),
+).ddl_if(dialect="postgresql")

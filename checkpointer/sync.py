@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -25,6 +26,7 @@ from .base import SaverBase, finish, resume
 from .engines import expect_sync_engine
 from .errors import translated
 from .plans import Emit, Plan, Step
+from .reports import Stats, SweepReport, ThreadPage
 from .urls import sync_url
 
 T = TypeVar("T")
@@ -221,12 +223,78 @@ class SQLAlchemySaver(SaverBase):
         one transaction; raises `ThreadNotEmptyError` if the target has rows."""
         self._run(self.plans.copy_thread(source_thread_id, target_thread_id))
 
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """`keep_latest`: keep each namespace's latest checkpoint and what reading and
-        resuming it needs; `delete`: remove the threads. One transaction per thread
-        (`keep_latest`) or per batch (`delete`)."""
-        for plan in self.plans.prune(thread_ids, strategy):
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", keep_last: int = 1
+    ) -> None:
+        """`keep_latest`: keep each namespace's `keep_last` newest checkpoints and what
+        reading and resuming them needs; `delete`: remove the threads. One transaction
+        per thread (`keep_latest`) or per batch (`delete`)."""
+        for plan in self.plans.prune(thread_ids, strategy, keep_last):
             self._run(plan)
+
+    def list_threads(
+        self,
+        *,
+        filter: dict[str, Any] | None = None,
+        updated_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ThreadPage:
+        """A page of thread summaries, most recently updated first, and the cursor of
+        the next page (see `Planner.list_threads`)."""
+        return self._run(
+            self.plans.list_threads(
+                filter=filter,
+                updated_before=updated_before,
+                updated_after=updated_after,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def count_threads(
+        self,
+        *,
+        filter: dict[str, Any] | None = None,
+        updated_before: datetime | None = None,
+        updated_after: datetime | None = None,
+    ) -> int:
+        return self._run(
+            self.plans.count_threads(
+                filter=filter, updated_before=updated_before, updated_after=updated_after
+            )
+        )
+
+    def sweep(
+        self,
+        *,
+        idle_for: timedelta,
+        strategy: str = "delete",
+        keep: dict[str, Any] | None = None,
+        limit: int = 1000,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> SweepReport:
+        """Delete (or prune to their latest state) at most `limit` threads idle for
+        `idle_for` (before `now`, default the current time), except those whose latest
+        metadata contains `keep`; one short transaction per batch (see `Sweep`)."""
+        sweep = self.plans.sweep(
+            idle_for=idle_for,
+            strategy=strategy,
+            keep=keep,
+            limit=limit,
+            dry_run=dry_run,
+            now=now,
+        )
+        for plan in sweep:
+            self._run(plan)
+        return sweep.report
+
+    def stats(self, top: int = 10) -> Stats:
+        """Rows and bytes per table, thread and checkpoint counts, activity, the `top`
+        largest threads."""
+        return self._run(self.plans.stats(top, self.schema))
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

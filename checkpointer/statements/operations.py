@@ -10,20 +10,16 @@ from __future__ import annotations
 from functools import cache, cached_property
 from typing import Any
 
-from langgraph.checkpoint.serde.types import TASKS
 from sqlalchemy import (
     ColumnElement,
     Select,
     Text,
-    and_,
     bindparam,
     cast,
     delete,
     exists,
     false,
-    func,
     insert,
-    literal,
     select,
     true,
     tuple_,
@@ -34,12 +30,10 @@ from sqlalchemy.sql.expression import Delete, Insert, Update
 from .. import schema
 from ..rows import (
     CHECKPOINT_ID,
-    COUNT,
     DEPTH,
     HEAD,
     KEEP,
     KEEP_ALL,
-    PARENT_SENDS,
     PRUNE_NS,
     PRUNE_THREAD,
     RUN_IDS,
@@ -47,7 +41,6 @@ from ..rows import (
     TARGET,
     THREAD_ID,
     THREAD_IDS,
-    VERSIONS,
 )
 from .common import Family, blobs, cp, writes
 from .walk import chain_walk
@@ -131,49 +124,6 @@ class Operations(Family):
                 insert(t).from_select(names, select(*columns).where(t.c.thread_id == source))
             )
         return tuple(out)
-
-    @cached_property
-    def prune_heads(self) -> Select[Any]:
-        """Per namespace of the thread `thread_id`: its latest checkpoint (id, parent,
-        metadata, channel versions, and whether it is older than format 4 and reads
-        pending sends from its parent's writes) and how many checkpoints it has."""
-        thread = bindparam(THREAD_ID, type_=Text)
-        d = self.dialect
-        h = (
-            select(
-                cp.c.checkpoint_ns,
-                func.max(cp.c.checkpoint_id).label(HEAD),
-                func.count().label(COUNT),
-            )
-            .where(cp.c.thread_id == thread)
-            .group_by(cp.c.checkpoint_ns)
-            .subquery("h")
-        )
-        return select(
-            h.c.checkpoint_ns,
-            h.c[HEAD],
-            h.c[COUNT],
-            cp.c.parent_checkpoint_id,
-            cp.c.metadata,
-            and_(
-                d.checkpoint_format(cp.c.checkpoint) < 4,
-                exists().where(
-                    writes.c.thread_id == thread,
-                    writes.c.checkpoint_ns == h.c.checkpoint_ns,
-                    writes.c.checkpoint_id == cp.c.parent_checkpoint_id,
-                    writes.c.channel == literal(TASKS, Text),
-                ),
-            ).label(PARENT_SENDS),
-            d.json_member(cp.c.checkpoint, "channel_versions").label(VERSIONS),
-        ).join_from(
-            h,
-            cp,
-            and_(
-                cp.c.thread_id == thread,
-                cp.c.checkpoint_ns == h.c.checkpoint_ns,
-                cp.c.checkpoint_id == h.c[HEAD],
-            ),
-        )
 
     def _trim_where(self, t: Any) -> list[Any]:
         return [

@@ -176,20 +176,81 @@ MUTATIONS = [
     Mutation(
         "plans/test_prune.py::test_prune_yields_what_the_real_run_did",
         P,
-        "            if h[PARENT_SENDS]:\n                keep.append(h[PARENT_CHECKPOINT_ID])\n",
+        "                if r[PARENT_SENDS]:\n"
+        "                    keep.append(r[PARENT_CHECKPOINT_ID])\n",
         "",
     ),
     Mutation(
         "plans/test_prune.py::test_keep_latest_keeps_the_delta_chain",
         P,
-        "if h[COUNT] <= 1:",
-        "if h[COUNT] < 1:",
+        "if newest[0][COUNT] <= keep_last:",
+        "if newest[0][COUNT] < keep_last:",
     ),
     Mutation(
         "plans/test_prune.py::test_delete_strategy_deduplicates_threads",
         P,
         'ids = list(dict.fromkeys(_names(thread_ids, "thread_ids")))',
         'ids = _names(thread_ids, "thread_ids")',
+    ),
+    Mutation(
+        "plans/test_prune.py::test_keep_last_keeps_each_kept_checkpoints_chain",
+        P,
+        "                if channels:\n                    chain = yield Step(",
+        "                if channels and r[RANK] == 1:\n                    chain = yield Step(",
+    ),
+    # plans/test_threads.py
+    Mutation(
+        "plans/test_threads.py::test_thread_plans_yield_what_the_real_run_did",
+        P,
+        "                created_at=id_time(r[FIRST]),",
+        "                created_at=id_time(r[HEAD]),",
+    ),
+    Mutation(
+        "plans/test_threads.py::test_a_full_page_has_a_cursor_to_the_next",
+        P,
+        "        last = threads[-1] if len(threads) == limit else None",
+        "        last = threads[0] if len(threads) == limit else None",
+    ),
+    Mutation(
+        "plans/test_threads.py::test_bad_arguments_fail_before_any_statement",
+        P,
+        "        if limit <= 0:\n"
+        '            raise ValueError(f"limit must be a positive number of threads, got {limit}")\n'
+        "        params, shape_args",
+        "        params, shape_args",
+    ),
+    # plans/test_sweep.py
+    Mutation(
+        "plans/test_sweep.py::test_sweep_plans_yield_what_the_real_run_did",
+        P,
+        "        r.writes += max(0, int(before[WRITES]) - int(after[WRITES]))",
+        "        r.writes += max(0, int(before[WRITES]))",
+    ),
+    Mutation(
+        "plans/test_sweep.py::test_a_dry_run_changes_nothing",
+        P,
+        '        elif self.strategy == "delete":',
+        '        if self.strategy == "delete":',
+    ),
+    Mutation(
+        "plans/test_sweep.py::test_batches_follow_the_keyset_and_stop_at_the_limit",
+        P,
+        "        size = min(SWEEP_BATCH, self.limit - self.report.threads)",
+        "        size = SWEEP_BATCH",
+    ),
+    Mutation(
+        "plans/test_sweep.py::test_bad_arguments_fail_before_any_statement",
+        P,
+        "        if now is not None and not isinstance(now, datetime):\n"
+        '            raise TypeError(f"now must be a datetime, got {now!r}")\n',
+        "",
+    ),
+    # plans/test_stats.py
+    Mutation(
+        "plans/test_stats.py::test_stats_plans_yield_what_the_real_run_did",
+        P,
+        "        if top:\n            largest = ",
+        "        if True:\n            largest = ",
     ),
     # plans/test_delta_history.py
     Mutation(
@@ -259,9 +320,9 @@ MUTATIONS = [
     ),
     Mutation(
         "statements/test_compile.py::test_rows_carry_the_labels_plans_read",
-        S + "operations.py",
-        "            h.c[COUNT],\n",
-        '            h.c[COUNT].label("count"),\n',
+        S + "threads.py",
+        "                ranked.c[COUNT],\n",
+        '                ranked.c[COUNT].label("count"),\n',
     ),
     Mutation(
         "statements/test_compile.py::test_families_define_each_name_once",

@@ -30,6 +30,7 @@ import threading
 import uuid
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,8 +49,10 @@ from .tagged import encode
 
 T = TypeVar("T")
 
-CALLED = ("keep_chain", "delta_history", "list_page")
+CALLED = ("keep_chain", "delta_history", "list_page", "thread_page", "thread_count", "sweep_batch")
 """Statements made by a call (per channel count or page shape): referenced by the call."""
+SHAPED = ("list_page", "thread_page", "thread_count", "sweep_batch")
+"""Calls with a shape and a filter, returning the statement and the filter's params."""
 
 
 SAVER_METHODS = {"delta_history": "get_delta_channel_history"}
@@ -113,6 +116,8 @@ class Recorder:
                     return self.wrap(out[0]), out[1]
                 if name == "prune":
                     return (self.wrap(p) for p in out)
+                if name == "sweep":
+                    return _RecordedSweep(out, self)
                 return self.wrap(out)
 
             return method
@@ -120,10 +125,12 @@ class Recorder:
         def called(name: str, original: Any) -> Any:
             def method(statements: Statements, *args: Any) -> Any:
                 out = original(statements, *args)
-                stmt = out[0] if name == "list_page" else out
-                if name == "list_page":
+                stmt = out[0] if name in SHAPED else out
+                if name in SHAPED:
                     shape, filter = args
-                    ref = {"call": name, "shape": dataclasses.asdict(shape), "filter": filter}
+                    if dataclasses.is_dataclass(shape):
+                        shape = dataclasses.asdict(shape)  # type: ignore[arg-type]
+                    ref = {"call": name, "shape": shape, "filter": filter}
                 else:
                     ref = {"call": name, "args": list(args)}
                 self.refs[id(stmt)] = encode(ref)
@@ -180,6 +187,20 @@ class Recorder:
             "fetch": step.fetch,
             "last": step.last,
         }
+
+
+class _RecordedSweep:
+    """A `Sweep` whose plans are recorded, with its report."""
+
+    def __init__(self, sweep: Any, recorder: Recorder) -> None:
+        self.sweep, self.recorder = sweep, recorder
+
+    def __iter__(self) -> Iterator[Plan[Any]]:
+        return (self.recorder.wrap(p) for p in self.sweep)
+
+    @property
+    def report(self) -> Any:
+        return self.sweep.report
 
 
 class Session:
@@ -388,8 +409,38 @@ def scenarios(s: Session) -> None:
     )
     s.run("prune", "keep_latest", thread_ids=["delta", "old", "nobody"], strategy="keep_latest")
     s.run("prune", "delete", thread_ids=["copy", "runs", "copy"], strategy="delete")
+    # prune keep_last: the two newest of a delta chain, each with its chain
+    s.run("prune", "keep_last_2", thread_ids=["delta", "old"], strategy="keep_latest", keep_last=2)
+    # threads: a page, the next one by cursor, filtered, bounded by time; counts
+    s.run("list_threads", "first_page", limit=2)
+    s.run("list_threads", "filtered", filter={"run_id": "run-b"})
+    s.run("list_threads", "next_page", limit=2, cursor=_cursor(cid(301), "runs"))
+    s.run(
+        "list_threads",
+        "bounded",
+        updated_before=datetime(2030, 1, 1, tzinfo=timezone.utc),
+        updated_after=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    )
+    s.run("count_threads", "all")
+    s.run("count_threads", "filtered", filter={"source": "loop"})
+    # stats (byte figures and dead rows are the database's and change on re-recording)
+    s.run("stats", "top_2", top=2)
+    s.run("stats", "no_top", top=0)
+    # sweep: everything is idle at a fixed clock; a dry run, keep_latest, delete
+    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    idle = timedelta(days=1)
+    s.run("sweep", "dry_run", idle_for=idle, now=now, dry_run=True, keep={"run_id": "run-b"})
+    s.run("sweep", "keep_latest", idle_for=idle, now=now, strategy="keep_latest", limit=2)
+    s.run("sweep", "delete", idle_for=idle, now=now, keep={"run_id": "run-b"})
+    s.run("sweep", "nothing_idle", idle_for=timedelta(days=36500), now=now)
     # delete_thread
     s.run("delete_thread", "main", thread_id="main")
+
+
+def _cursor(checkpoint_id: str, thread_id: str) -> str:
+    from checkpointer.reports import encode_cursor
+
+    return encode_cursor(checkpoint_id, thread_id)
 
 
 def _dump(out: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy.sql.base import Executable
 
 from checkpointer.plans import Emit, Plan, Planner, Rows, Step
-from checkpointer.statements import PageShape, Statements, for_dialect
+from checkpointer.statements import PageShape, Statements, ThreadShape, for_dialect
 
 from .tagged import decode, encode
 
@@ -29,6 +29,10 @@ METHODS = (
     "copy_thread",
     "prune",
     "delta_history",
+    "list_threads",
+    "count_threads",
+    "sweep",
+    "stats",
 )
 """Every `Planner` method that makes plans."""
 
@@ -102,14 +106,15 @@ def recording(method: str, case: str, dialect: str) -> dict[str, Any]:
     return {**json.loads(path.read_text()), "id": path.stem}
 
 
-def make_plans(p: Planner, rec: dict[str, Any]) -> tuple[list[Plan[Any]], Any]:
+def make_plans(p: Planner, rec: dict[str, Any]) -> tuple[Iterable[Plan[Any]], Any]:
     """Call the recorded planner method on `p`: its plans, and for `put` the config it
-    returns alongside."""
+    returns alongside. `prune` and `sweep` make their plans as they are run: iterate
+    them while driving each (a sweep's next batch depends on the last one's rows)."""
     out = getattr(p, rec["method"])(**decode(rec["args"]))
     if rec["method"] == "put":
         return [out[0]], out[1]
-    if rec["method"] == "prune":
-        return list(out), None
+    if rec["method"] in ("prune", "sweep"):
+        return out, None
     return [out], None
 
 
@@ -128,6 +133,11 @@ def resolve(statements: Statements, ref: dict[str, Any]) -> Executable:
     if ref["call"] == "list_page":
         shape = PageShape(**ref["shape"])
         return statements.list_page(shape, decode(ref["filter"]))[0]
+    if ref["call"] in ("thread_page", "thread_count"):
+        bounds = ThreadShape(**ref["shape"])
+        return getattr(statements, ref["call"])(bounds, decode(ref["filter"]))[0]  # type: ignore[no-any-return]
+    if ref["call"] == "sweep_batch":
+        return statements.sweep_batch(ref["shape"], decode(ref["filter"]))[0]
     return getattr(statements, ref["call"])(*ref["args"])  # type: ignore[no-any-return]
 
 
@@ -137,9 +147,11 @@ def replay(rec: dict[str, Any]) -> list[Trace]:
     returned or raised the same. Returns the traces for further checks."""
     p = planner(rec["dialect"])
     plans, _ = make_plans(p, rec)
-    assert len(plans) == len(rec["plans"]), f"{rec['id']}: plan count"
-    traces = []
-    for n, (plan, entry) in enumerate(zip(plans, rec["plans"], strict=True)):
+    traces: list[Trace] = []
+    made = iter(plans)
+    for n, entry in enumerate(rec["plans"]):
+        plan = next(made, None)
+        assert plan is not None, f"{rec['id']}: plan count {n}, recorded {len(rec['plans'])}"
         where = f"{rec['id']} plan {n}"
         assert plan.atomic == entry["atomic"], f"{where}: atomic"
         trace = drive(plan, recorded_rows(entry))
@@ -167,6 +179,7 @@ def replay(rec: dict[str, Any]) -> list[Trace]:
             assert trace.raised is None, f"{where}: raised {trace.raised!r}"
             assert encode(trace.returned) == entry["returns"], f"{where}: returned value"
         traces.append(trace)
+    assert next(made, None) is None, f"{rec['id']}: more plans than recorded"
     return traces
 
 

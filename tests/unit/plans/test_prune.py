@@ -17,7 +17,7 @@ PRUNES = recordings("prune")
 @pytest.mark.parametrize("rec", PRUNES, ids=ids(PRUNES))
 def test_prune_yields_what_the_real_run_did(rec: dict[str, Any]) -> None:
     """One plan per thread (keep_latest) or batch (delete), each step as recorded.
-    Mutation: drop `if h[PARENT_SENDS]: keep.append(...)` in `Planner._keep_latest`
+    Mutation: drop `if r[PARENT_SENDS]: keep.append(...)` in `Planner._keep_newest`
     -> fails (the format-1 head's parent, holding its sends, is not kept)."""
     replay(rec)
 
@@ -27,7 +27,8 @@ def test_keep_latest_keeps_the_delta_chain(dialect: str) -> None:
     """The head of a thread with a DeltaChannel keeps its ancestors back to the
     snapshot (what `keep_chain` found), and a namespace with one checkpoint is left
     alone.
-    Mutation: `if h[COUNT] <= 1: continue` -> `if h[COUNT] < 1:` -> fails (trims "child")."""
+    Mutation: `if newest[0][COUNT] <= keep_last:` -> `< keep_last` -> fails (trims
+    "child")."""
     delta, _, _ = replay(recording("prune", "keep_latest", dialect))
     trims = [params(s) for s in delta.steps if s.params and KEEP in s.params]
     assert {t[PRUNE_NS] for t in trims} == {""}
@@ -54,3 +55,18 @@ def test_delete_strategy_deduplicates_threads(dialect: str) -> None:
 
 def _rows(rec: dict[str, Any]) -> list[list[dict[str, Any]]]:
     return [e["rows"] or [] for e in rec["plans"][0]["events"] if "step" in e]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_keep_last_keeps_each_kept_checkpoints_chain(dialect: str) -> None:
+    """With `keep_last=2` the two newest checkpoints of the delta thread are kept, and
+    each one's chain is asked for (not only the newest's).
+    Mutation: `if channels:` -> `if channels and r[RANK] == 1:` in
+    `Planner._keep_newest` -> fails (one chain asked for)."""
+    delta, _ = replay(recording("prune", "keep_last_2", dialect))
+    chains = [s for s in delta.steps if channel_key(0) in (s.params or {})]
+    assert len(chains) == 2
+    trims = [params(s) for s in delta.steps if s.params and KEEP in s.params]
+    assert {t[PRUNE_NS] for t in trims} == {""}
+    asked = {params(s)[CHECKPOINT_ID] for s in chains}
+    assert asked <= set(trims[0][KEEP])

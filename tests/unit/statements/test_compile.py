@@ -22,7 +22,7 @@ from sqlalchemy.sql.base import Executable
 
 import checkpointer
 from checkpointer import codec, rows
-from checkpointer.statements import LIST_CHUNK, PageShape, Statements, for_dialect
+from checkpointer.statements import LIST_CHUNK, PageShape, Statements, ThreadShape, for_dialect
 
 DRIVERS = {"postgresql": ("asyncpg", "psycopg"), "sqlite": ("pysqlite", "aiosqlite")}
 
@@ -50,6 +50,8 @@ KEYS: dict[str, dict[str, set[str] | None]] = {
         "append_blob": {"lo_id", "lo_offset", "lo_chunk"},
         "put_staged_blob": (BLOB - {"blob"}) | {"lo_id"},
         "drop_staged_blob": {"lo_id"},
+        "table_sizes": {"schema"},
+        "file_pages": None,
     },
     "sqlite": {
         "put_checkpoint": CHECKPOINT,
@@ -59,6 +61,8 @@ KEYS: dict[str, dict[str, set[str] | None]] = {
         "append_blob": None,
         "put_staged_blob": None,
         "drop_staged_blob": None,
+        "table_sizes": set(),
+        "file_pages": set(),
     },
 }
 """The keys each statement binds: the parameters its plan must pass (`None`: the
@@ -76,7 +80,12 @@ SHARED_KEYS: dict[str, set[str]] = {
     "delete_threads": {"thread_ids"},
     "thread_rows": {"thread_id"},
     "copy_thread": {"source", "target"},
-    "prune_heads": {"thread_id"},
+    "prune_newest": {"thread_id", "keep_last"},
+    "batch_sizes": {"thread_ids"},
+    "sweep_delete": {"thread_ids", "cutoff"},
+    "table_rows": set(),
+    "activity": set(),
+    "largest_threads": {"top"},
     "prune_trim[0]": TRIM | {"head", "keep"},
     "prune_trim[1]": TRIM | {"head", "keep"},
     "prune_trim[2]": TRIM | {"keep_all"},
@@ -90,15 +99,17 @@ CONSTANTS: list[Any] = [
     codec.EMPTY,
     *("channel_values", "channel_versions", "$.channel_values", "$.channel_versions", "$.v"),
     *("object", "array", "true", "false", "null", ["integer", "real"], ["text"]),  # JSON types
-    *(None, 0, 1, 2, 4),
+    *(None, 0, 1, 2, 4, True),
 ]
 """Every value a statement may hold (anonymous binds): ours, never a caller's."""
 
-QUOTED = {"'run_id'", "'true'::jsonb"}
+QUOTED = {"'run_id'", "'true'::jsonb", "''", "'checkpoints'", "'checkpoint_blobs'"}
+QUOTED |= {"'checkpoint_writes'"}
 """Literals in the SQL text: the run id key (an expression index matches it only as a
-constant) and JSONB `true` (the `_DeltaSnapshot` marker)."""
+constant), JSONB `true` (the `_DeltaSnapshot` marker), the root namespace '' (a partial
+index matches it only as a constant) and our table names (statistics)."""
 
-FILTERS = [
+FILTERS: list[dict[str, Any]] = [
     {"source": "loop"},
     {"step": 1, "writes": None},
     {"parents": {"": "1ef"}, "tags": ["a", "b"]},
@@ -119,6 +130,21 @@ def _statements(s: Statements) -> Iterator[tuple[str, Executable | None, set[str
         chain = TARGET | {f"ch_{i}" for i in range(n)}
         yield f"delta_history({n})", s.delta_history(n), chain
         yield f"keep_chain({n})", s.keep_chain(n), chain
+    for after in (False, True):
+        for before in (False, True):
+            bounded = ThreadShape(after_key=after, updated_before=before, updated_after=not before)
+            bounds = {"updated_before"} if before else {"updated_after"}
+            keyset = {"after_id", "after_thread"} if after else set()
+            filters: list[dict[str, Any] | None] = [None, *FILTERS]
+            for chosen in filters:
+                page, found = s.thread_page(bounded, chosen)
+                page_keys = bounds | keyset | {"limit"} | set(found)
+                yield f"thread_page({bounded}, {chosen})", page, page_keys
+                count, found = s.thread_count(bounded, chosen)
+                yield f"thread_count({bounded}, {chosen})", count, bounds | set(found)
+                sweep, found = s.sweep_batch(after, chosen)
+                sweep_keys = {"cutoff", "limit"} | keyset | set(found)
+                yield f"sweep_batch({after}, {chosen})", sweep, sweep_keys
     shapes = list(_shapes())
     for shape in shapes:
         yield f"list_page({shape})", s.list_page(shape, None)[0], _page_keys(shape)
@@ -258,15 +284,21 @@ HISTORY = [
     rows.BLOB,
     rows.VALUE,
 ]
-HEADS = [
+NEWEST = [
     rows.CHECKPOINT_NS,
-    rows.HEAD,
+    rows.CHECKPOINT_ID,
+    rows.RANK,
     rows.COUNT,
     rows.PARENT_CHECKPOINT_ID,
     rows.METADATA,
     rows.PARENT_SENDS,
     rows.VERSIONS,
 ]
+THREAD_PAGE = [rows.THREAD_ID, rows.HEAD, rows.METADATA, rows.FIRST, rows.CHECKPOINTS]
+SWEEP = [rows.THREAD_ID, rows.HEAD, rows.METADATA]
+SIZES = [rows.CHECKPOINTS, rows.BLOBS, rows.WRITES, rows.BYTES]
+ACTIVITY = [rows.THREADS, rows.CHECKPOINTS, rows.OLDEST, rows.NEWEST]
+FILE_PAGES = [rows.PAGE_COUNT, rows.FREE_PAGES, rows.PAGE_SIZE]
 READ_KINDS = {rows.KIND_CHECKPOINT, rows.KIND_BLOB, rows.KIND_WRITE, rows.KIND_SEND}
 HISTORY_KINDS = {rows.KIND_WRITE, rows.KIND_BLOB, rows.KIND_VALUE}
 
@@ -281,7 +313,17 @@ def _labelled(s: Statements) -> Iterator[tuple[str, Any, list[str], set[str]]]:
     for n in (1, 2, 3):
         yield f"delta_history({n})", s.delta_history(n), HISTORY, HISTORY_KINDS
         yield f"keep_chain({n})", s.keep_chain(n), [rows.CHECKPOINT_ID], set()
-    yield "prune_heads", s.prune_heads, HEADS, set()
+    yield "prune_newest", s.prune_newest, NEWEST, set()
+    yield "thread_page", s.thread_page(ThreadShape(), None)[0], THREAD_PAGE, set()
+    yield "thread_count", s.thread_count(ThreadShape(), None)[0], [rows.COUNT], set()
+    yield "sweep_batch", s.sweep_batch(False, None)[0], SWEEP, set()
+    yield "batch_sizes", s.batch_sizes, SIZES, set()
+    yield "table_rows", s.table_rows, [rows.TABLE, rows.ROWS], set()
+    yield "table_sizes", s.table_sizes, [rows.TABLE, rows.BYTES, rows.DEAD_ROWS], set()
+    yield "activity", s.activity, ACTIVITY, set()
+    yield "largest_threads", s.largest_threads, [rows.THREAD_ID, rows.BYTES], set()
+    if s.file_pages is not None:
+        yield "file_pages", s.file_pages, FILE_PAGES, set()
     yield "run_threads", s.run_threads, [rows.THREAD_ID], set()
 
 
@@ -298,7 +340,8 @@ def test_rows_carry_the_labels_plans_read(
 ) -> None:
     """Every branch of a `UNION ALL` has the labels of the row contract (`rows`), in
     order (branches line up by position), and tags its rows with one of its kinds.
-    Mutation: `h.c[COUNT]` -> `h.c[COUNT].label("count")` in `Operations.prune_heads`
+    Mutation: `ranked.c[COUNT]` -> `ranked.c[COUNT].label("count")` in
+    `Threads.prune_newest`
     -> fails."""
     branches = statement.selects if hasattr(statement, "selects") else [statement]
     seen = set()
