@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,6 +182,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--covered-by", type=Path, help="skip combinations this venv already has")
     parser.add_argument("--list", action="store_true", help="print the table and exit")
     parser.add_argument("--build-only", action="store_true", help="build the venvs, run nothing")
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="combinations run at once")
     args = parser.parse_args(argv)
 
     combos = read_table()
@@ -194,34 +196,35 @@ def main(argv: list[str]) -> int:
     if args.names:
         combos = [c for c in combos if c.name in args.names]
 
-    results: list[Result] = []
-    for combo in combos:
+    def one(combo: Combination) -> Result:
         start = time.monotonic()
         if args.covered_by is not None:
             # Not resolve(): a venv's python is a symlink to the base interpreter.
             main_python = (args.covered_by / "bin" / "python").absolute()
             if main_python.exists() and not mismatches(combo, main_python):
                 print(f"[{combo.name}] covered by {args.covered_by} (same versions); skipped")
-                results.append(Result(combo.name, "covered", f"by {args.covered_by}", 0.0))
-                continue
+                return Result(combo.name, "covered", f"by {args.covered_by}", 0.0)
         VENVS.mkdir(exist_ok=True)
         install_log = VENVS / f"{combo.name}.install.log"
         test_log = VENVS / f"{combo.name}.pytest.log"
         try:
             python = ensure_venv(combo, install_log)
         except InstallError as exc:
-            results.append(Result(combo.name, "INSTALL FAILED", str(exc), time.monotonic() - start))
             print(f"[{combo.name}] {exc}", flush=True)
-            continue
+            return Result(combo.name, "INSTALL FAILED", str(exc), time.monotonic() - start)
         if args.build_only:
-            results.append(Result(combo.name, "built", "", time.monotonic() - start))
-            continue
+            return Result(combo.name, "built", "", time.monotonic() - start)
         print(f"[{combo.name}] pytest (log: {test_log.relative_to(ROOT)})", flush=True)
         code, summary = run_suite(combo, python, test_log)
         status = "passed" if code == 0 else f"FAILED (exit {code})"
         seconds = time.monotonic() - start
-        results.append(Result(combo.name, status, summary, seconds))
         print(f"[{combo.name}] {status}: {summary} ({seconds:.0f} s)", flush=True)
+        return Result(combo.name, status, summary, seconds)
+
+    # Combinations are independent (own venv, own databases per test, random ports), and
+    # the suite mostly waits on PostgreSQL and subprocesses: two at once fit two cores.
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(one, combos))
 
     print("\nmatrix:")
     for r in results:
