@@ -6,11 +6,13 @@ from .aio import AsyncSQLAlchemySaver
 from .autogenerate import CHECKPOINTER_TABLES, include_name, include_object
 from .errors import (
     CheckpointerError,
+    ConnectionLostError,
     MissingDriverError,
     SchemaNotReadyError,
     ThreadNotEmptyError,
 )
 from .migrations import VERSION_TABLE
+from .retry import Retry
 from .schema import metadata
 from .sync import SQLAlchemySaver
 
@@ -23,7 +25,9 @@ __all__ = [
     "VERSION_TABLE",
     "AsyncSQLAlchemySaver",
     "CheckpointerError",
+    "ConnectionLostError",
     "MissingDriverError",
+    "Retry",
     "SQLAlchemySaver",
     "SchemaNotReadyError",
     "ThreadNotEmptyError",

@@ -30,6 +30,7 @@ The door, and all the savers see of it:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -65,6 +66,7 @@ ASYNCPG_TESTED = ((0, 29), (0, 33))
 
 PROBED = (
     ("sqlalchemy.pool.Pool", "_pre_ping"),
+    ("sqlalchemy.pool.Pool", "_invalidate"),
     ("sqlalchemy.dialects.postgresql.asyncpg.AsyncAdapt_asyncpg_connection", "_handle_exception"),
     ("sqlalchemy.util.concurrency", "in_greenlet"),
     ("asyncpg.Connection", "_config"),
@@ -140,7 +142,7 @@ def _why_not(engine: Engine) -> str | None:
     if dialect.driver != "asyncpg":
         return None
     try:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
     except ImportError:  # pragma: no cover  (the dialect imported it)
         return "asyncpg is not importable"
     if not ASYNCPG_TESTED[0] <= _version(asyncpg.__version__) < ASYNCPG_TESTED[1]:
@@ -210,6 +212,13 @@ class FastPath:
         self._stale = False
         """`lease` met an idle connection that must reconnect: reconnect the idle ones
         (in a greenlet) at the next `connect`."""
+        self.cancel_settles = self.asyncpg and _asyncpg_settles_cancel()
+        """A statement cancelled on the asyncpg connection keeps the connection: asyncpg
+        sends the server a cancel request, and its next statement waits until the
+        server acknowledged it (asyncpg >= 0.32), so the connection goes back to the pool
+        as it is (discarding it cost a new connection per cancelled call, and asyncpg's
+        pending futures, failed by the abort, printed "Future exception was never
+        retrieved")."""
         self._cacheable = 15 * 1024
         """asyncpg's `max_cacheable_statement_size` (read from a connection at `trial`)."""
         if self.asyncpg and not event.contains(engine, "do_connect", _refuse_off_greenlet):
@@ -320,6 +329,10 @@ class FastPath:
         try:
             for _ in range(pool.checkedin()):
                 taken.append(self.engine.raw_connection())
+        except (DBAPIError, MissingGreenlet):
+            raise
+        except Exception as error:
+            raise self.connect_error(error) from error
         finally:
             for fairy in taken:
                 fairy.close()
@@ -384,20 +397,39 @@ class FastPath:
                 raise
         except self.dialect.loaded_dbapi.Error as error:
             raise self.wrapped(error, compiled.sql, params, fairy, None) from error
+        except Exception as error:
+            # what the adapter does not translate (OSError, asyncpg's client-side
+            # errors): never let it out bare
+            if isinstance(error, (DBAPIError, MissingGreenlet)):
+                raise
+            raise self.wrapped(error, compiled.sql, params, fairy, None) from error
         except BaseException as exit_:
-            if not isinstance(exit_, Exception):
-                # cancelled mid-statement: state unknown. Outside a greenlet SQLAlchemy
-                # closes the connection without waiting.
+            if not isinstance(exit_, Exception) and not (
+                self.cancel_settles and isinstance(exit_, asyncio.CancelledError)
+            ):
+                # interrupted mid-statement: state unknown. Outside a greenlet
+                # SQLAlchemy closes the connection without waiting.
                 fairy.invalidate()
             raise
         return self.converted(compiled, rows, list(rows[0].keys()) if rows else ())
 
     def wrapped(self, error: Any, sql: str, params: Any, fairy: Any, cursor: Any) -> StatementError:
-        """The error `Connection` would raise; a lost connection is invalidated."""
+        """The error `Connection` would raise. A lost connection is invalidated, with
+        every connection of its pool made before it, as `Connection` does: the server
+        that killed this one (restarted, or a pooler or operator terminating backends)
+        most likely killed its idle siblings too, which would otherwise fail the next
+        calls one by one."""
         dialect = self.dialect
-        lost = dialect.is_disconnect(error, fairy.dbapi_connection, cursor)
+        dbapi_connection = fairy.dbapi_connection
+        lost = dbapi_connection is None or bool(
+            dialect.is_disconnect(error, dbapi_connection, cursor)
+        )
+        if not lost and self.asyncpg:
+            # asyncpg's own state errors ("cannot switch to state ...") on a
+            # connection the server closed
+            lost = fairy.driver_connection.is_closed()
         if lost:
-            fairy.invalidate(error)
+            self.invalidate_pool(fairy, error)
         wrapped: StatementError = DBAPIError.instance(
             sql,
             params,
@@ -405,6 +437,33 @@ class FastPath:
             dialect.loaded_dbapi.Error,
             hide_parameters=self.engine.hide_parameters,
             connection_invalidated=lost,
+            dialect=dialect,
+        )
+        return wrapped
+
+    def invalidate_pool(self, fairy: Any, error: BaseException | None) -> None:
+        """Invalidate `fairy` and mark the pool's older connections for reconnecting
+        at their next checkout (`Pool._invalidate`, what `Connection` calls on a
+        disconnect; probed: without it only this connection is invalidated)."""
+        pool: Any = self.engine.pool
+        mark = getattr(pool, "_invalidate", None)
+        if mark is not None:
+            mark(fairy, error)
+        elif fairy.dbapi_connection is not None:
+            fairy.invalidate(error)
+
+    def connect_error(self, error: Exception) -> StatementError:
+        """A driver's error while connecting (SQLAlchemy's asyncpg adapter lets
+        asyncpg's and the OS's through `raw_connection()` unwrapped) as the
+        `DBAPIError` `Engine.connect()` would raise."""
+        dialect = self.dialect
+        wrapped: StatementError = DBAPIError.instance(
+            None,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=self.engine.hide_parameters,
+            connection_invalidated=True,
             dialect=dialect,
         )
         return wrapped
@@ -478,7 +537,12 @@ class FastConnection:
 
     def _acquire(self) -> Any:
         if self.fairy is None:
-            self.fairy = self.fast.engine.raw_connection()
+            try:
+                self.fairy = self.fast.engine.raw_connection()
+            except (DBAPIError, MissingGreenlet):
+                raise
+            except Exception as error:
+                raise self.fast.connect_error(error) from error
         return self.fairy
 
     def _cursor(self) -> DBAPICursor:
@@ -569,6 +633,12 @@ class Leased:
             conn.fairy = None
             return
         await greenlet_spawn(conn.release)
+
+
+def _asyncpg_settles_cancel() -> bool:
+    import asyncpg
+
+    return _version(asyncpg.__version__) >= (0, 32)
 
 
 def _named_rows(driver: str) -> tuple[type, ...]:

@@ -20,11 +20,12 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from . import migrations
+from . import migrations, retry
 from .base import SaverBase, finish, resume
 from .engines import expect_sync_engine
 from .errors import translated
 from .plans import Emit, Plan, Step
+from .retry import Retry
 from .urls import sync_url
 
 T = TypeVar("T")
@@ -41,9 +42,11 @@ class SQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         fast_path: bool = True,
+        retry: Retry | bool = True,
     ) -> None:
         """`fast_path=False` runs every statement through SQLAlchemy's `Connection`
-        (see `checkpointer.fastpath`)."""
+        (see `checkpointer.fastpath`). `retry`: how a call whose connection was lost
+        tries again on a fresh one (`checkpointer.retry.Retry`; False: never)."""
         expect_sync_engine(engine)
         if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
             raise ValueError(
@@ -53,7 +56,7 @@ class SQLAlchemySaver(SaverBase):
                 "poolclass=StaticPool and connect_args={'check_same_thread': False} (what "
                 "SQLAlchemySaver.from_conn_string does for in-memory URLs)"
             )
-        super().__init__(engine.dialect.name, serde=serde, schema=schema)
+        super().__init__(engine.dialect.name, serde=serde, schema=schema, retry_policy=retry)
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
         self._first_use_lock = threading.Lock()  # concurrent first calls: one check
@@ -75,6 +78,7 @@ class SQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         fast_path: bool = True,
+        retry: Retry | bool = True,
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit. A URL without a driver
@@ -88,7 +92,7 @@ class SQLAlchemySaver(SaverBase):
             engine_kwargs["connect_args"] = connect_args
         engine = create_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path)
+            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path, retry=retry)
         finally:
             engine.dispose()
 
@@ -116,7 +120,12 @@ class SQLAlchemySaver(SaverBase):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         with self._serial, self._turn(plan, item), translated():
-            outcome = self._drive(plan, item)
+            try:
+                outcome = self._drive(plan, item)
+            except Exception as error:
+                if not retry.lost(error):
+                    raise
+                outcome = self._again(plan, item, error)
         return finish(plan, outcome)
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
@@ -127,7 +136,12 @@ class SQLAlchemySaver(SaverBase):
         while item is not None:
             if isinstance(item, Step):
                 with self._serial, translated():
-                    item = self._drive(plan, item)
+                    try:
+                        item = self._drive(plan, item)
+                    except Exception as error:
+                        if not retry.lost(error):
+                            raise
+                        item = self._again(plan, item, error)
                 if not isinstance(item, Emit):
                     return
             yield item.value
