@@ -66,7 +66,6 @@ ASYNCPG_TESTED = ((0, 29), (0, 33))
 
 PROBED = (
     ("sqlalchemy.pool.Pool", "_pre_ping"),
-    ("sqlalchemy.pool.Pool", "_invalidate"),
     ("sqlalchemy.dialects.postgresql.asyncpg.AsyncAdapt_asyncpg_connection", "_handle_exception"),
     ("sqlalchemy.util.concurrency", "in_greenlet"),
     ("asyncpg.Connection", "_config"),
