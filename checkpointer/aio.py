@@ -131,7 +131,23 @@ class AsyncSQLAlchemySaver(SaverBase):
         if not self._ready:
             async with self._first_use_lock:
                 if not self._ready:
-                    await greenlet_spawn(self._first_use)
+                    try:
+                        await greenlet_spawn(self._first_use)
+                    except Exception as error:
+                        if not retry.lost(error):
+                            raise
+                        await self._first_use_again(error)
+
+    async def _first_use_again(self, error: Exception) -> None:
+        """`_first_use` once more while the connection is lost (see `retry`)."""
+        progress = retry.Progress(self.retry, None, None, error, type(self).__name__)
+        while (wait := progress.next_wait()) is not None:
+            await asyncio.sleep(wait)
+            try:
+                return await greenlet_spawn(self._first_use)
+            except Exception as again:
+                progress.failed(again)
+        raise progress.error() from progress.last
 
     async def _carry(self, plan: Plan[T], step: Step) -> Any:
         """Run a plan from `step` (see `drive`): on the event loop when the fast path

@@ -424,9 +424,10 @@ class FastPath:
             dialect.is_disconnect(error, dbapi_connection, cursor)
         )
         if not lost and self.asyncpg:
-            # asyncpg's own state errors ("cannot switch to state ...") on a
-            # connection the server closed
-            lost = fairy.driver_connection.is_closed()
+            # asyncpg's client-side state errors ("cannot switch to state 12; another
+            # operation (2) is in progress"), met on a connection whose server process
+            # was killed while it was idle: its protocol is wedged, never to be reused
+            lost = fairy.driver_connection.is_closed() or _client_side(error)
         if lost:
             self.invalidate_pool(fairy, error)
         wrapped: StatementError = DBAPIError.instance(
@@ -632,6 +633,14 @@ class Leased:
             conn.fairy = None
             return
         await greenlet_spawn(conn.release)
+
+
+def _client_side(error: BaseException) -> bool:
+    """An asyncpg `InternalClientError` (as is, or under the adapter's error)."""
+    for found in (error, error.__cause__, error.__context__):
+        if found is not None and type(found).__name__ == "InternalClientError":
+            return True
+    return False
 
 
 def _asyncpg_settles_cancel() -> bool:

@@ -43,7 +43,7 @@ LOST_WORDS = (
     "underlying connection is closed",
     "broken pipe",
     "consuming input failed",
-    "connection timed out",
+    "cannot switch to state",
 )
 """Lower-case fragments of driver messages for a lost connection or an unreachable
 server (asyncpg, psycopg, libpq, the OS), for errors that carry no SQLSTATE."""
@@ -185,7 +185,7 @@ class Progress:
     def __init__(self, policy: Retry, plan: Any, item: Any, error: Exception, what: str) -> None:
         self.policy = policy
         self.what = what
-        self.atomic = bool(plan.atomic)
+        self.atomic = bool(getattr(plan, "atomic", False))
         self.at: Any = item
         self.done: list[Any] = []
         self.finished = False

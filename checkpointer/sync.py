@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
@@ -111,7 +112,23 @@ class SQLAlchemySaver(SaverBase):
         if not self._ready:
             with self._first_use_lock, self._serial:
                 if not self._ready:
-                    self._first_use()
+                    try:
+                        self._first_use()
+                    except Exception as error:
+                        if not retry.lost(error):
+                            raise
+                        self._first_use_again(error)
+
+    def _first_use_again(self, error: Exception) -> None:
+        """`_first_use` once more while the connection is lost (see `retry`)."""
+        progress = retry.Progress(self.retry, None, None, error, type(self).__name__)
+        while (wait := progress.next_wait()) is not None:
+            time.sleep(wait)
+            try:
+                return self._first_use()
+            except Exception as again:
+                progress.failed(again)
+        raise progress.error() from progress.last
 
     def _run(self, plan: Plan[T]) -> T:
         self._ensure_ready()
