@@ -326,7 +326,12 @@ class FastPath:
         pool: Any = self.engine.pool
         taken = []
         try:
+            # only what is idle now, never waiting for more: taking the pool's count
+            # up front, several of these at once (the server killed every connection)
+            # each held some while waiting for the others' until the pool timed out
             for _ in range(pool.checkedin()):
+                if pool.checkedin() == 0:
+                    break
                 taken.append(self.engine.raw_connection())
         except (DBAPIError, MissingGreenlet):
             raise
