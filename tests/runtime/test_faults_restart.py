@@ -55,8 +55,9 @@ class Workload:
     """Threads of turns at a bounded concurrency, counting failures, the slowest call
     and how many turns are in flight."""
 
-    def __init__(self, saver: AsyncSQLAlchemySaver, run: str) -> None:
+    def __init__(self, saver: AsyncSQLAlchemySaver, run: str, turns: int = TURNS) -> None:
         self.saver = saver
+        self.turns = turns
         self.run = run
         self.failures: list[BaseException] = []
         self.acknowledged: dict[str, str] = {}
@@ -73,7 +74,7 @@ class Workload:
     async def thread(self, n: int, gate: asyncio.Semaphore) -> None:
         saver, thread = self.saver, f"{self.run}-{n}"
         parent, versions = config(thread), {}
-        for step in range(TURNS):
+        for step in range(self.turns):
             async with gate:
                 self.in_flight += 1
                 try:
@@ -110,8 +111,9 @@ class Workload:
         return missing
 
 
-async def _when_in_flight(work: Workload) -> None:
+async def _when_in_flight(work: Workload, task: asyncio.Future[None] | None = None) -> None:
     while work.in_flight == 0:
+        assert task is None or not task.done(), "the workload ended before the fault"
         await asyncio.sleep(0.005)
 
 
@@ -137,7 +139,7 @@ async def test_a_restart_mid_run_fails_no_call_and_loses_nothing(
             with caplog.at_level(logging.WARNING, logger="checkpointer"):
                 task = asyncio.ensure_future(work.main())
                 await asyncio.sleep(0.2)
-                await _when_in_flight(work)
+                await _when_in_flight(work, task)
                 restart = asyncio.ensure_future(asyncio.to_thread(private_pg.restart, 2.0))
                 assert work.in_flight > 0
                 await restart
@@ -177,11 +179,11 @@ async def test_backends_terminated_six_times_fail_no_call_none_slow(
     saver = AsyncSQLAlchemySaver(engine)
     try:
         for run in range(3):
-            work = Workload(saver, f"kill-{run}-{uuid.uuid4().hex[:6]}")
+            work = Workload(saver, f"kill-{run}-{uuid.uuid4().hex[:6]}", turns=40)
             task = asyncio.ensure_future(work.main())
             killed = 0
             for _ in range(6):
-                await _when_in_flight(work)
+                await _when_in_flight(work, task)
                 killed += await asyncio.to_thread(_terminate_all, private_pg, private_db)
                 await asyncio.sleep(0.15)
             await task
