@@ -38,8 +38,6 @@ LOST_WORDS = (
     "terminating connection",
     "the database system is",
     "no connection to the server",
-    "could not connect",
-    "connection failed",
     "underlying connection is closed",
     "broken pipe",
     "consuming input failed",

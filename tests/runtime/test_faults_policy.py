@@ -41,6 +41,7 @@ def test_a_lost_connection_is_recognised(error: BaseException) -> None:
         IntegrityError("INSERT", {}, _Driver("duplicate key value", "23505")),
         _Driver("relation does not exist", "42P01"),
         ValueError("metadata too deep"),
+        _Driver('connection failed: FATAL:  password authentication failed for user "x"', "28P01"),
         asyncio.CancelledError(),
         DBAPIError("SELECT", {}, _Driver("QueuePool limit reached, connection timed out")),
     ],
