@@ -6,6 +6,7 @@ from .aio import AsyncSQLAlchemySaver
 from .autogenerate import CHECKPOINTER_TABLES, include_name, include_object
 from .errors import (
     CheckpointerError,
+    ConnectionLostError,
     MigrationLockTimeoutError,
     MissingDriverError,
     SchemaNotReadyError,
@@ -20,6 +21,7 @@ from .reports import (
     ThreadSize,
     ThreadSummary,
 )
+from .retry import Retry
 from .schema import metadata
 from .sync import SQLAlchemySaver
 
@@ -32,8 +34,10 @@ __all__ = [
     "VERSION_TABLE",
     "AsyncSQLAlchemySaver",
     "CheckpointerError",
+    "ConnectionLostError",
     "MigrationLockTimeoutError",
     "MissingDriverError",
+    "Retry",
     "SQLAlchemySaver",
     "SchemaNotReadyError",
     "Stats",

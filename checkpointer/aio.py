@@ -29,12 +29,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from . import migrations
+from . import migrations, retry
 from .base import Released, SaverBase, drive, finish, resume
 from .engines import expect_async_engine
 from .errors import translated
 from .plans import Emit, Plan, Rows, Step
 from .reports import Stats, SweepReport, ThreadPage
+from .retry import Retry
 from .urls import async_url
 
 T = TypeVar("T")
@@ -56,6 +57,9 @@ async def adrive(
             item = steps.send(rows)
     except StopIteration as done:
         return done.value
+    except Exception as error:
+        retry.note_step(error, item)
+        raise
 
 
 class AsyncSQLAlchemySaver(SaverBase):
@@ -69,11 +73,13 @@ class AsyncSQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         fast_path: bool = True,
+        retry: Retry | bool = True,
     ) -> None:
         """`fast_path=False` runs every statement through SQLAlchemy's `Connection`
-        (see `checkpointer.fastpath`)."""
+        (see `checkpointer.fastpath`). `retry`: how a call whose connection was lost
+        tries again on a fresh one (`checkpointer.retry.Retry`; False: never)."""
         expect_async_engine(engine)
-        super().__init__(engine.dialect.name, serde=serde, schema=schema)
+        super().__init__(engine.dialect.name, serde=serde, schema=schema, retry_policy=retry)
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
         self._use_engines(
@@ -96,13 +102,14 @@ class AsyncSQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         fast_path: bool = True,
+        retry: Retry | bool = True,
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit. A URL without a driver
         (`postgresql://`, `sqlite://`) gets one that is installed (`checkpointer.urls`)."""
         engine = create_async_engine(async_url(url), **engine_kwargs)
         try:
-            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path)
+            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path, retry=retry)
         finally:
             await engine.dispose()
 
@@ -132,7 +139,23 @@ class AsyncSQLAlchemySaver(SaverBase):
         if not self._ready:
             async with self._first_use_lock:
                 if not self._ready:
-                    await greenlet_spawn(self._first_use)
+                    try:
+                        await greenlet_spawn(self._first_use)
+                    except Exception as error:
+                        if not retry.lost(error):
+                            raise
+                        await self._first_use_again(error)
+
+    async def _first_use_again(self, error: Exception) -> None:
+        """`_first_use` once more while the connection is lost (see `retry`)."""
+        progress = retry.Progress(self.retry, None, None, error, type(self).__name__)
+        while (wait := progress.next_wait()) is not None:
+            await asyncio.sleep(wait)
+            try:
+                return await greenlet_spawn(self._first_use)
+            except Exception as again:
+                progress.failed(again)
+        raise progress.error() from progress.last
 
     async def _carry(self, plan: Plan[T], step: Step) -> Any:
         """Run a plan from `step` (see `drive`): on the event loop when the fast path
@@ -154,6 +177,22 @@ class AsyncSQLAlchemySaver(SaverBase):
         async with self._turn(plan, step):
             return await greenlet_spawn(self._drive, plan, step)
 
+    async def _aagain(self, plan: Plan[Any], item: Step | Emit, error: Exception) -> Any:
+        """`SaverBase._again` on the event loop: waits are awaited (a cancelled call
+        stops at once), tries go through `_carry` (a transaction: replayed in a
+        greenlet)."""
+        progress = retry.Progress(self.retry, plan, item, error, type(self).__name__)
+        while (wait := progress.next_wait()) is not None:
+            await asyncio.sleep(wait)
+            try:
+                if plan.atomic:
+                    async with self._turn(plan, progress.at):
+                        return await greenlet_spawn(self._replay, plan, progress)
+                return await self._carry(plan, progress.at)
+            except Exception as again:
+                progress.failed(again)
+        raise progress.error() from progress.last
+
     async def _run(self, plan: Plan[T]) -> T:
         await self._ensure_ready()
         try:
@@ -162,7 +201,12 @@ class AsyncSQLAlchemySaver(SaverBase):
             return done.value  # type: ignore[no-any-return]
         assert isinstance(item, Step)  # only streams emit
         with translated():
-            outcome = await self._carry(plan, item)
+            try:
+                outcome = await self._carry(plan, item)
+            except Exception as error:
+                if not retry.lost(error):
+                    raise
+                outcome = await self._aagain(plan, item, error)
         return finish(plan, outcome)
 
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
@@ -173,7 +217,12 @@ class AsyncSQLAlchemySaver(SaverBase):
         while item is not None:
             if isinstance(item, Step):
                 with translated():
-                    item = await self._carry(plan, item)
+                    try:
+                        item = await self._carry(plan, item)
+                    except Exception as error:
+                        if not retry.lost(error):
+                            raise
+                        item = await self._aagain(plan, item, error)
                 if not isinstance(item, Emit):
                     return
             yield item.value

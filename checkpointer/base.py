@@ -6,6 +6,7 @@ a greenlet); `aio.adrive` is its twin for code that does."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import codec, fastpath, migrations
+from . import codec, fastpath, migrations, retry
 from .plans import Emit, Plan, Planner, Rows, Step
 from .statements import for_dialect
 
@@ -36,23 +37,40 @@ class Released:
 class Runner:
     """Runs steps on a SQLAlchemy `Connection` (opened on entry from `opening`, an
     engine's `connect()` or `begin()`): what executes a plan when the fast path does
-    not."""
+    not. In a transaction (`done` a list) it keeps each step with its rows, so a
+    transaction lost midway can be replayed (`retry.Progress`)."""
 
-    __slots__ = ("_conn", "_opening")
+    __slots__ = ("_conn", "_opening", "done")
 
-    def __init__(self, opening: AbstractContextManager[Connection]) -> None:
+    def __init__(
+        self, opening: AbstractContextManager[Connection], done: list[Any] | None = None
+    ) -> None:
         self._opening = opening
+        self.done = done
 
     def __enter__(self) -> Runner:
         self._conn = self._opening.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:
-        return self._opening.__exit__(*exc)
+        try:
+            return self._opening.__exit__(*exc)
+        except Exception as error:
+            if self.done is not None:  # COMMIT (or ROLLBACK) failed
+                retry.note_done(error, self.done, finished=exc[0] is None)
+                if exc[1] is not None and hasattr(exc[1], "_checkpointer_at"):
+                    retry.note_step(error, exc[1]._checkpointer_at)
+            raise
+        finally:
+            if exc[1] is not None and self.done is not None:
+                retry.note_done(exc[1], self.done, finished=False)
 
     def execute(self, step: Step) -> Rows | None:
-        result = self._conn.execute(step.statement, step.params)  # type: ignore[arg-type]
-        return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
+        result = self._conn.execute(step.statement, step.params)
+        rows = result.mappings().all() if step.fetch else None
+        if self.done is not None:
+            self.done.append((step, rows))
+        return rows  # type: ignore[return-value]
 
 
 def drive(plan: Plan[T], item: Step | Emit, execute: Callable[[Step], Rows | None]) -> Any:
@@ -71,6 +89,9 @@ def drive(plan: Plan[T], item: Step | Emit, execute: Callable[[Step], Rows | Non
             item = steps.send(rows)
     except StopIteration as done:
         return done.value
+    except Exception as error:
+        retry.note_step(error, item)
+        raise
 
 
 def finish(plan: Plan[T], outcome: Any) -> T:
@@ -101,8 +122,10 @@ class SaverBase(BaseCheckpointSaver[str]):
         *,
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
+        retry_policy: retry.Retry | bool | None = None,
     ) -> None:
         super().__init__(serde=serde)
+        self.retry = retry.policy(retry_policy)
         self.schema = migrations.validate_schema(schema, dialect_name)
         self._planner = Planner(for_dialect(dialect_name), self.serde)
         self._schema_ready = False
@@ -149,7 +172,7 @@ class SaverBase(BaseCheckpointSaver[str]):
         """Where a plan's statements run: a transaction, the fast path when nothing
         observes statements, else an autocommit `Connection`."""
         if plan.atomic:
-            return Runner(self._transact.begin())
+            return Runner(self._transact.begin(), [])
         fast = self._fast
         if fast is not None and fast.usable():
             return fast.connect()
@@ -163,6 +186,39 @@ class SaverBase(BaseCheckpointSaver[str]):
             return fast.run(plan, drive, item)
         with self._runner(plan) as runner:
             return drive(plan, item, runner.execute)
+
+    def _again(self, plan: Plan[Any], item: Step | Emit, error: Exception) -> Any:
+        """After `_drive(plan, item)` failed with `error`: the plan from where it broke,
+        on fresh connections, while the connection was lost and the policy allows; else
+        the error (`retry.give_up` when lost). Sync; in a greenlet on the async saver
+        only through `_replay`."""
+        progress = retry.Progress(self.retry, plan, item, error, type(self).__name__)
+        while (wait := progress.next_wait()) is not None:
+            time.sleep(wait)
+            try:
+                return self._resume(plan, progress)
+            except Exception as again:
+                progress.failed(again)
+        raise progress.error() from progress.last
+
+    def _resume(self, plan: Plan[Any], progress: retry.Progress) -> Any:
+        """One more try of a plan that lost its connection: a transaction replayed
+        from its start, else the failed statement and what follows."""
+        if plan.atomic:
+            return self._replay(plan, progress)
+        return self._drive(plan, progress.at)
+
+    def _replay(self, plan: Plan[Any], progress: retry.Progress) -> Any:
+        """A transaction lost midway, again in a new one: the statements it had run,
+        each of which must read back what the plan was given the first time (plans
+        do no I/O, so the plan is then where it was), then the rest of the plan."""
+        with Runner(self._transact.begin(), []) as runner:
+            for step, rows in progress.done:
+                if not retry.same_rows(runner.execute(step), rows):
+                    raise progress.diverged()
+            if progress.finished:
+                return progress.outcome()
+            return drive(plan, progress.at, runner.execute)
 
     def _turn(self, plan: Plan[Any], first: Step | Emit) -> Any:
         """On a single-writer database (SQLite) a writing plan waits for its turn here,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 
 class CheckpointerError(Exception):
@@ -28,6 +29,22 @@ class ThreadNotEmptyError(CheckpointerError, ValueError):
 class MissingDriverError(CheckpointerError, ImportError):
     """The database driver a URL needs is not installed; the message names the extra
     of this package that installs it."""
+
+
+class ConnectionLostError(CheckpointerError, OperationalError):
+    """The connection to the database was lost (a restart, a failover, a terminated
+    backend) and retrying on a fresh one did not succeed in time, or retry is off. A
+    `sqlalchemy.exc.OperationalError`: `orig` is the driver's error."""
+
+    def __init__(self, message: str, statement: str | None, orig: BaseException) -> None:
+        super().__init__(statement, None, orig, connection_invalidated=True)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.message}: {type(self.orig).__name__}: {self.orig}"
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.message, self.statement, self.orig)
 
 
 _UNDEFINED_TABLE = "42P01"

@@ -143,7 +143,7 @@ def _why_not(engine: Engine) -> str | None:
     if dialect.driver != "asyncpg":
         return None
     try:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
     except ImportError:  # pragma: no cover  (the dialect imported it)
         return "asyncpg is not importable"
     if not ASYNCPG_TESTED[0] <= _version(asyncpg.__version__) < ASYNCPG_TESTED[1]:
@@ -224,6 +224,13 @@ class FastPath:
         self._stale = False
         """`lease` met an idle connection that must reconnect: reconnect the idle ones
         (in a greenlet) at the next `connect`."""
+        self.cancel_settles = self.asyncpg and _asyncpg_settles_cancel()
+        """A statement cancelled on the asyncpg connection keeps the connection: asyncpg
+        sends the server a cancel request, and its next statement waits until the
+        server acknowledged it (asyncpg >= 0.32), so the connection goes back to the pool
+        as it is (discarding it cost a new connection per cancelled call, and asyncpg's
+        pending futures, failed by the abort, printed "Future exception was never
+        retrieved")."""
         self._cacheable = 15 * 1024
         """asyncpg's `max_cacheable_statement_size` (read from a connection at `trial`)."""
         if self.asyncpg and not event.contains(engine, "do_connect", _refuse_off_greenlet):
@@ -332,8 +339,17 @@ class FastPath:
         pool: Any = self.engine.pool
         taken = []
         try:
+            # only what is idle now, never waiting for more: taking the pool's count
+            # up front, several of these at once (the server killed every connection)
+            # each held some while waiting for the others' until the pool timed out
             for _ in range(pool.checkedin()):
+                if pool.checkedin() == 0:
+                    break
                 taken.append(self.engine.raw_connection())
+        except (DBAPIError, MissingGreenlet):
+            raise
+        except Exception as error:
+            raise self.connect_error(error) from error
         finally:
             for fairy in taken:
                 fairy.close()
@@ -398,20 +414,40 @@ class FastPath:
                 raise
         except self.dialect.loaded_dbapi.Error as error:
             raise self.wrapped(error, compiled.sql, params, fairy, None) from error
+        except Exception as error:
+            # what the adapter does not translate (OSError, asyncpg's client-side
+            # errors): never let it out bare
+            if isinstance(error, (DBAPIError, MissingGreenlet)):
+                raise
+            raise self.wrapped(error, compiled.sql, params, fairy, None) from error
         except BaseException as exit_:
-            if not isinstance(exit_, Exception):
-                # cancelled mid-statement: state unknown. Outside a greenlet SQLAlchemy
-                # closes the connection without waiting.
+            if not isinstance(exit_, Exception) and not (
+                self.cancel_settles and isinstance(exit_, asyncio.CancelledError)
+            ):
+                # interrupted mid-statement: state unknown. Outside a greenlet
+                # SQLAlchemy closes the connection without waiting.
                 fairy.invalidate()
             raise
         return self.converted(compiled, rows, list(rows[0].keys()) if rows else ())
 
     def wrapped(self, error: Any, sql: str, params: Any, fairy: Any, cursor: Any) -> StatementError:
-        """The error `Connection` would raise; a lost connection is invalidated."""
+        """The error `Connection` would raise. A lost connection is invalidated, with
+        every connection of its pool made before it, as `Connection` does: the server
+        that killed this one (restarted, or a pooler or operator terminating backends)
+        most likely killed its idle siblings too, which would otherwise fail the next
+        calls one by one."""
         dialect = self.dialect
-        lost = dialect.is_disconnect(error, fairy.dbapi_connection, cursor)
+        dbapi_connection = fairy.dbapi_connection
+        lost = dbapi_connection is None or bool(
+            dialect.is_disconnect(error, dbapi_connection, cursor)
+        )
+        if not lost and self.asyncpg:
+            # asyncpg's client-side state errors ("cannot switch to state 12; another
+            # operation (2) is in progress"), met on a connection whose server process
+            # was killed while it was idle: its protocol is wedged, never to be reused
+            lost = fairy.driver_connection.is_closed() or _client_side(error)
         if lost:
-            fairy.invalidate(error)
+            self.invalidate_pool(fairy, error)
         wrapped: StatementError = DBAPIError.instance(
             sql,
             params,
@@ -419,6 +455,33 @@ class FastPath:
             dialect.loaded_dbapi.Error,
             hide_parameters=self.engine.hide_parameters,
             connection_invalidated=lost,
+            dialect=dialect,
+        )
+        return wrapped
+
+    def invalidate_pool(self, fairy: Any, error: BaseException | None) -> None:
+        """Invalidate `fairy` and mark the pool's older connections for reconnecting
+        at their next checkout (`Pool._invalidate`, what `Connection` calls on a
+        disconnect; probed: without it only this connection is invalidated)."""
+        pool: Any = self.engine.pool
+        mark = getattr(pool, "_invalidate", None)
+        if mark is not None:
+            mark(fairy, error)
+        elif fairy.dbapi_connection is not None:
+            fairy.invalidate(error)
+
+    def connect_error(self, error: Exception) -> StatementError:
+        """A driver's error while connecting (SQLAlchemy's asyncpg adapter lets
+        asyncpg's and the OS's through `raw_connection()` unwrapped) as the
+        `DBAPIError` `Engine.connect()` would raise."""
+        dialect = self.dialect
+        wrapped: StatementError = DBAPIError.instance(
+            None,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=self.engine.hide_parameters,
+            connection_invalidated=True,
             dialect=dialect,
         )
         return wrapped
@@ -500,7 +563,12 @@ class FastConnection:
 
     def _acquire(self) -> Any:
         if self.fairy is None:
-            self.fairy = self.fast.engine.raw_connection()
+            try:
+                self.fairy = self.fast.engine.raw_connection()
+            except (DBAPIError, MissingGreenlet):
+                raise
+            except Exception as error:
+                raise self.fast.connect_error(error) from error
         return self.fairy
 
     def _cursor(self) -> DBAPICursor:
@@ -591,6 +659,20 @@ class Leased:
             conn.fairy = None
             return
         await greenlet_spawn(conn.release)
+
+
+def _client_side(error: BaseException) -> bool:
+    """An asyncpg `InternalClientError` (as is, or under the adapter's error)."""
+    for found in (error, error.__cause__, error.__context__):
+        if found is not None and type(found).__name__ == "InternalClientError":
+            return True
+    return False
+
+
+def _asyncpg_settles_cancel() -> bool:
+    import asyncpg
+
+    return _version(asyncpg.__version__) >= (0, 32)
 
 
 def _named_rows(driver: str) -> tuple[type, ...]:

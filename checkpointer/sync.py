@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
@@ -21,12 +22,13 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from . import migrations
+from . import migrations, retry
 from .base import SaverBase, finish, resume
 from .engines import expect_sync_engine
 from .errors import translated
 from .plans import Emit, Plan, Step
 from .reports import Stats, SweepReport, ThreadPage
+from .retry import Retry
 from .urls import sync_url
 
 T = TypeVar("T")
@@ -43,9 +45,11 @@ class SQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         fast_path: bool = True,
+        retry: Retry | bool = True,
     ) -> None:
         """`fast_path=False` runs every statement through SQLAlchemy's `Connection`
-        (see `checkpointer.fastpath`)."""
+        (see `checkpointer.fastpath`). `retry`: how a call whose connection was lost
+        tries again on a fresh one (`checkpointer.retry.Retry`; False: never)."""
         expect_sync_engine(engine)
         if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
             raise ValueError(
@@ -55,7 +59,7 @@ class SQLAlchemySaver(SaverBase):
                 "poolclass=StaticPool and connect_args={'check_same_thread': False} (what "
                 "SQLAlchemySaver.from_conn_string does for in-memory URLs)"
             )
-        super().__init__(engine.dialect.name, serde=serde, schema=schema)
+        super().__init__(engine.dialect.name, serde=serde, schema=schema, retry_policy=retry)
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
         self._first_use_lock = threading.Lock()  # concurrent first calls: one check
@@ -77,6 +81,7 @@ class SQLAlchemySaver(SaverBase):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         fast_path: bool = True,
+        retry: Retry | bool = True,
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit. A URL without a driver
@@ -90,7 +95,7 @@ class SQLAlchemySaver(SaverBase):
             engine_kwargs["connect_args"] = connect_args
         engine = create_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path)
+            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path, retry=retry)
         finally:
             engine.dispose()
 
@@ -111,7 +116,23 @@ class SQLAlchemySaver(SaverBase):
         if not self._ready:
             with self._first_use_lock, self._serial:
                 if not self._ready:
-                    self._first_use()
+                    try:
+                        self._first_use()
+                    except Exception as error:
+                        if not retry.lost(error):
+                            raise
+                        self._first_use_again(error)
+
+    def _first_use_again(self, error: Exception) -> None:
+        """`_first_use` once more while the connection is lost (see `retry`)."""
+        progress = retry.Progress(self.retry, None, None, error, type(self).__name__)
+        while (wait := progress.next_wait()) is not None:
+            time.sleep(wait)
+            try:
+                return self._first_use()
+            except Exception as again:
+                progress.failed(again)
+        raise progress.error() from progress.last
 
     def _run(self, plan: Plan[T]) -> T:
         self._ensure_ready()
@@ -120,7 +141,12 @@ class SQLAlchemySaver(SaverBase):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         with self._serial, self._turn(plan, item), translated():
-            outcome = self._drive(plan, item)
+            try:
+                outcome = self._drive(plan, item)
+            except Exception as error:
+                if not retry.lost(error):
+                    raise
+                outcome = self._again(plan, item, error)
         return finish(plan, outcome)
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
@@ -131,7 +157,12 @@ class SQLAlchemySaver(SaverBase):
         while item is not None:
             if isinstance(item, Step):
                 with self._serial, translated():
-                    item = self._drive(plan, item)
+                    try:
+                        item = self._drive(plan, item)
+                    except Exception as error:
+                        if not retry.lost(error):
+                            raise
+                        item = self._again(plan, item, error)
                 if not isinstance(item, Emit):
                     return
             yield item.value

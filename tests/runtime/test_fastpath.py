@@ -170,13 +170,14 @@ async def test_database_errors_are_wrapped_like_connection_errors(engine: AsyncE
 
 
 async def test_lost_connection_is_invalidated_and_replaced(engine: AsyncEngine) -> None:
-    saver = AsyncSQLAlchemySaver(engine)
+    saver = AsyncSQLAlchemySaver(engine, retry=False)  # retried: tests/runtime/test_faults_*
     thread = f"t-{uuid.uuid4().hex}"
     await write_thread(saver, thread, 2)
     await _kill_backends(engine.url.database)
     with pytest.raises(DBAPIError) as raised:
         await saver.aget_tuple(config(thread))
     assert raised.value.connection_invalidated
+    assert "connection was lost" in str(raised.value)
     latest = await saver.aget_tuple(config(thread))  # a new connection from the pool
     assert latest is not None
     assert latest.metadata["step"] == 1
@@ -412,7 +413,7 @@ async def test_a_stale_idle_connection_is_reconnected_without_warnings(
     recycle, size = (1, 2) if cause == "recycled" else (-1, 1)
     engine = create_async_engine(pg_url, pool_size=size, max_overflow=0, pool_recycle=recycle)
     try:
-        saver = AsyncSQLAlchemySaver(engine)
+        saver = AsyncSQLAlchemySaver(engine, retry=False)  # a retry would hide the failure
         thread = f"t-{uuid.uuid4().hex}"
         # side by side, so the pool holds `size` connections, all of which go stale
         await asyncio.gather(*(write_thread(saver, f"{thread}-{i}", 2) for i in range(size)))
