@@ -98,7 +98,10 @@ class Context:
         kwargs: dict[str, Any] = {}
         if url.get_backend_name() == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
-        with SQLAlchemySaver.from_conn_string(url, schema=self.schema, **kwargs) as saver:
+        # no retries in the CLI: a wrong URL or a server that is down says so at once
+        with SQLAlchemySaver.from_conn_string(
+            url, schema=self.schema, retry=False, **kwargs
+        ) as saver:
             yield saver
 
     def emit(self, data: Any, human: Callable[[], None]) -> None:
