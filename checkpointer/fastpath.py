@@ -62,7 +62,7 @@ SQLALCHEMY_TESTED = (((2, 0, 55), (2, 1)), ((2, 1, 5), (2, 2)))
 one off a greenlet always failed (`MissingGreenlet`), so every call paid for the stale
 route and then a greenlet (pyproject.toml excludes them)."""
 
-ASYNCPG_TESTED = ((0, 31), (0, 33))
+ASYNCPG_TESTED = ((0, 32), (0, 33))
 """asyncpg versions this module was run on (from, before)."""
 
 PROBED = (
