@@ -284,13 +284,7 @@ class FastPath:
         except DBAPIError:
             raise
         except Exception as error:
-            log.info(
-                "fast path off for %s, statements go through Connection: trial statement "
-                "failed (%s: %s)",
-                self.engine.url,
-                type(error).__name__,
-                error,
-            )
+            _trial_failed(self.engine, error)
             return False
         return True
 
@@ -675,6 +669,16 @@ def _asyncpg_settles_cancel() -> bool:
     return _version(asyncpg.__version__) >= (0, 32)
 
 
+def _trial_failed(engine: Engine, error: Exception) -> None:
+    """The one INFO line of a failed trial statement (both paths)."""
+    log.info(
+        "fast path off for %s, statements go through Connection: trial statement failed (%s: %s)",
+        engine.url,
+        type(error).__name__,
+        error,
+    )
+
+
 def _named_rows(driver: str) -> tuple[type, ...]:
     """Row types of this driver a plan can read by column name as they come
     (asyncpg's `Record`), so they are not copied into dicts (1-2 µs a row)."""
@@ -786,13 +790,7 @@ class SqlitePath(FastPath):
         except DBAPIError:
             raise
         except Exception as error:
-            log.info(
-                "fast path off for %s, statements go through Connection: trial statement "
-                "failed (%s: %s)",
-                self.engine.url,
-                type(error).__name__,
-                error,
-            )
+            _trial_failed(self.engine, error)
             return False
         return True
 
