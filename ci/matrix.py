@@ -5,6 +5,10 @@ Alembic) and the fast path reads private attributes of some of them; `make test`
 sees the newest releases. Each combination gets `.venv-matrix/<name>`, built once and reused
 while its pins, pyproject.toml and the interpreter stay the same (a stamp file says so).
 
+A combination may name its interpreter with a `python=X.Y` token (the oldest one runs on the
+oldest Python we support); it is looked up on PATH, then among pyenv's versions, and a
+combination whose interpreter is missing fails its install step (never silently runs on another).
+
 Usage: python3 ci/matrix.py [NAME ...] [--covered-by VENV] [--list] [--build-only]
   --covered-by VENV  skip a combination whose pins VENV already has installed (the main
                      .venv after `make test`, so `.ci/run` does not run the same suite twice)
@@ -38,6 +42,7 @@ STAMP = ".matrix-stamp"
 class Combination:
     name: str
     pins: tuple[str, ...]
+    python: str | None = None  # "3.10": the interpreter's version; None: the one running us
 
     def pinned(self) -> dict[str, str]:
         """Normalized project name -> exact version."""
@@ -58,11 +63,17 @@ def read_table(path: Path = TABLE) -> list[Combination]:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        name, *pins = line.split()
+        name, *tokens = line.split()
+        python = None
+        if tokens and tokens[0].startswith("python="):
+            python = tokens.pop(0).removeprefix("python=")
+            if not re.fullmatch(r"3\.\d+", python):
+                raise SystemExit(f"{path}: {name!r}: expected python=3.N, got python={python}")
+        pins = tokens
         bad = [p for p in pins if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", p)]
         if bad or not pins:
             raise SystemExit(f"{path}: {name!r}: expected NAME==VERSION pins, got {bad}")
-        combos.append(Combination(name, tuple(pins)))
+        combos.append(Combination(name, tuple(pins), python))
     names = [c.name for c in combos]
     if len(set(names)) != len(names):
         raise SystemExit(f"{path}: duplicate combination names {names}")
@@ -88,13 +99,47 @@ def mismatches(combo: Combination, python: Path) -> list[str]:
     ]
 
 
-def stamp_of(combo: Combination) -> str:
-    """What the venv was built from: the pins, pyproject.toml and this interpreter."""
+def version_of(python: str | Path) -> str | None:
+    """`X.Y` of an interpreter, or None if it does not run (a pyenv shim of a version
+    that is installed but not selected exits non-zero)."""
+    try:
+        done = subprocess.run(
+            [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def interpreter(combo: Combination) -> str:
+    """The Python a combination's venv is built with."""
+    if combo.python is None:
+        return sys.executable
+    candidates = [shutil.which(f"python{combo.python}")]
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
+        if root:
+            found = Path(root, "versions").glob(f"{combo.python}.*/bin/python{combo.python}")
+            candidates += [str(p) for p in sorted(found, reverse=True)]
+    candidates.append(f"/usr/bin/python{combo.python}")
+    for candidate in candidates:
+        if candidate and version_of(candidate) == combo.python:
+            return candidate
+    raise InstallError(
+        f"Python {combo.python} not found (looked on PATH, in pyenv's versions and /usr/bin); "
+        f"install it (for example `pyenv install {combo.python}`) to run this combination"
+    )
+
+
+def stamp_of(combo: Combination, python: str) -> str:
+    """What the venv was built from: the pins, pyproject.toml and the interpreter."""
     digest = hashlib.sha256()
     digest.update("\n".join(combo.pins).encode())
     digest.update((ROOT / "pyproject.toml").read_bytes())
-    digest.update(sys.version.encode())
-    digest.update(sys.executable.encode())
+    digest.update(str(version_of(python)).encode())
+    digest.update(python.encode())
     return digest.hexdigest()
 
 
@@ -103,14 +148,15 @@ def ensure_venv(combo: Combination, log: Path) -> Path:
     venv = VENVS / combo.name
     python = venv / "bin" / "python"
     stamp = venv / STAMP
-    want = stamp_of(combo)
+    base = interpreter(combo)
+    want = stamp_of(combo, base)
     if stamp.is_file() and stamp.read_text() == want and python.exists():
         print(f"[{combo.name}] reusing {venv.relative_to(ROOT)} (pins unchanged)", flush=True)
         return python
     print(f"[{combo.name}] building {venv.relative_to(ROOT)}", flush=True)
     shutil.rmtree(venv, ignore_errors=True)
     VENVS.mkdir(exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
     constraints = venv / "constraints.txt"
     constraints.write_text("".join(f"{pin}\n" for pin in combo.pins))
     steps = [
@@ -188,7 +234,8 @@ def main(argv: list[str]) -> int:
     combos = read_table()
     if args.list:
         for combo in combos:
-            print(f"{combo.name:12} {' '.join(combo.pins)}")
+            python = f"python={combo.python} " if combo.python else ""
+            print(f"{combo.name:12} {python}{' '.join(combo.pins)}")
         return 0
     unknown = set(args.names) - {c.name for c in combos}
     if unknown:
@@ -201,7 +248,8 @@ def main(argv: list[str]) -> int:
         if args.covered_by is not None:
             # Not resolve(): a venv's python is a symlink to the base interpreter.
             main_python = (args.covered_by / "bin" / "python").absolute()
-            if main_python.exists() and not mismatches(combo, main_python):
+            same_python = combo.python in (None, version_of(main_python))
+            if main_python.exists() and same_python and not mismatches(combo, main_python):
                 print(f"[{combo.name}] covered by {args.covered_by} (same versions); skipped")
                 return Result(combo.name, "covered", f"by {args.covered_by}", 0.0)
         VENVS.mkdir(exist_ok=True)

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import interrupt
 from sqlalchemy import Connection, create_engine, inspect, text
 
 from checkpointer.migrations import SCHEMA_ENV, URL_ENV
 
+from .interrupts import ask
 from .pg_server import database_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,8 +143,8 @@ def _work(state: State) -> dict[str, Any]:
     return {"log": ["worked"]}
 
 
-def _ask(state: State) -> dict[str, Any]:
-    answer = interrupt({"question": "proceed?", "seen": len(state["log"])})
+def _ask(state: State, config: RunnableConfig) -> dict[str, Any]:
+    answer = ask({"question": "proceed?", "seen": len(state["log"])}, config)
     return {"log": [f"asked:{answer}"], "answer": answer}
 
 

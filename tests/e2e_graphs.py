@@ -23,6 +23,8 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Send, interrupt
 from typing_extensions import TypedDict
 
+from .interrupts import ask, in_run
+
 # -- multi-turn chat -------------------------------------------------------------------
 
 
@@ -61,9 +63,9 @@ def review_graph() -> StateGraph[Any]:
     def draft(state: ReviewState) -> dict[str, Any]:
         return {"draft": f"draft about {state['topic']}"}
 
-    def review(state: ReviewState) -> dict[str, Any]:
-        verdict = interrupt({"question": "approve?", "draft": state["draft"]})
-        note = interrupt({"question": "note?"})
+    def review(state: ReviewState, config: RunnableConfig) -> dict[str, Any]:
+        verdict = ask({"question": "approve?", "draft": state["draft"]}, config)
+        note = ask({"question": "note?"}, config)
         return {"verdict": verdict, "note": note}
 
     def publish(state: ReviewState) -> dict[str, Any]:
@@ -129,8 +131,8 @@ def nested_graph() -> StateGraph[Any]:
     def s1(state: InnerState) -> dict[str, Any]:
         return {"inner": ["s1"]}
 
-    def ask(state: InnerState) -> dict[str, Any]:
-        answer = interrupt({"ask": "which colour?", "seen": list(state["inner"])})
+    def ask_node(state: InnerState, config: RunnableConfig) -> dict[str, Any]:
+        answer = ask({"ask": "which colour?", "seen": list(state["inner"])}, config)
         return {"answer": answer, "inner": [f"ask:{answer}"]}
 
     def s2(state: InnerState) -> dict[str, Any]:
@@ -138,7 +140,7 @@ def nested_graph() -> StateGraph[Any]:
 
     sub = StateGraph(InnerState)
     sub.add_node("s1", s1)
-    sub.add_node("ask", ask)
+    sub.add_node("ask", ask_node)
     sub.add_node("s2", s2)
     sub.add_edge(START, "s1")
     sub.add_edge("s1", "ask")
@@ -324,10 +326,11 @@ def functional_workflow(checkpointer: Any, calls: Counter[str], *, is_async: boo
             return f"{answer}={x}"
 
         @entrypoint(checkpointer=checkpointer)
-        async def aflow(n: int) -> dict[str, Any]:
-            doubled = await adouble(n)
-            answer = interrupt({"doubled": doubled})
-            labelled = await alabel(doubled, answer)
+        async def aflow(n: int, config: RunnableConfig) -> dict[str, Any]:
+            with in_run(config):
+                doubled = await adouble(n)
+                answer = interrupt({"doubled": doubled})
+                labelled = await alabel(doubled, answer)
             return {"doubled": doubled, "answer": answer, "labelled": labelled}
 
         return aflow
@@ -343,9 +346,9 @@ def functional_workflow(checkpointer: Any, calls: Counter[str], *, is_async: boo
         return f"{answer}={x}"
 
     @entrypoint(checkpointer=checkpointer)
-    def flow(n: int) -> dict[str, Any]:
+    def flow(n: int, config: RunnableConfig) -> dict[str, Any]:
         doubled = double(n).result()
-        answer = interrupt({"doubled": doubled})
+        answer = ask({"doubled": doubled}, config)
         labelled = label(doubled, answer).result()
         return {"doubled": doubled, "answer": answer, "labelled": labelled}
 

@@ -8,11 +8,13 @@ functions and LangGraph evaluates their annotations (`DeltaChannel(...)` with a 
 from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
-from langgraph.types import interrupt
+
+from .interrupts import ask
 
 
 def extend(state: list[Any], writes: Sequence[Any]) -> list[Any]:
@@ -51,8 +53,8 @@ def interrupting_graph(saver: BaseCheckpointSaver[Any]) -> Pregel[Any]:
         items: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=3)]
         answer: str
 
-    def ask(s: State) -> dict[str, Any]:
-        answer = interrupt("question?")
+    def ask_node(s: State, config: RunnableConfig) -> dict[str, Any]:
+        answer = ask("question?", config)
         return {"items": [f"sub:{answer}"], "answer": str(answer)}
 
     def sub_before(s: State) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def interrupting_graph(saver: BaseCheckpointSaver[Any]) -> Pregel[Any]:
 
     sub = StateGraph(State)
     sub.add_node("before", sub_before)
-    sub.add_node("ask", ask)
+    sub.add_node("ask", ask_node)
     sub.add_edge(START, "before")
     sub.add_edge("before", "ask")
     subgraph = sub.compile()

@@ -7,13 +7,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
+
+from ..interrupts import ask
 
 
 class Chat(TypedDict):
@@ -34,8 +37,8 @@ def _respond(state: Chat) -> dict[str, Any]:
     }
 
 
-def _review(state: Chat) -> dict[str, Any]:
-    answer = interrupt({"question": "approve?", "count": state["count"]})
+def _review(state: Chat, config: RunnableConfig) -> dict[str, Any]:
+    answer = ask({"question": "approve?", "count": state["count"]}, config)
     return {"messages": [AIMessage(content=f"review: {answer}", id=f"review{state['count']}")]}
 
 
