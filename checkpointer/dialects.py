@@ -531,20 +531,29 @@ def _sqlite_at(
     holds = [_is(kind, "array")]
     for element in value:
         each = func.json_each(doc, path).table_valued("key", "type", "atom", "value", "fullkey")
-        joined.append(each)
-        if isinstance(element, (Mapping, list, tuple)):
+        if not isinstance(element, (Mapping, list, tuple)):
+            # a leaf: an EXISTS of its own beside the others (one level, never deeper)
+            found = _sqlite_contains(each, element, params, prefix)
+            holds.append(exists(select(literal(1)).select_from(each).where(found)))
+        elif len(joined) >= JOIN_WIDTH:
+            holds.append(_sqlite_at(doc, where, [element], params, prefix))
+        else:
+            joined.append(each)
             at = _Path(each.c.fullkey, "")
             holds.append(_sqlite_at(doc, at, element, params, prefix, joined))
-        else:
-            holds.append(_sqlite_contains(each, element, params, prefix))
     if froms is not None:
         return and_(*holds)
     if not joined:
-        return holds[0]
+        return and_(*holds)
     source = joined[0]
     for each in joined[1:]:
         source = source.join(each, true())
     return exists(select(literal(1)).select_from(source).where(*holds))
+
+
+JOIN_WIDTH = 24
+"""`json_each` joined in one EXISTS of a filter, at most (SQLite joins at most 64
+tables); a wider filter opens another EXISTS inside it, one level deeper."""
 
 
 def _is(value: ColumnElement[Any], other: Any) -> ColumnElement[bool]:

@@ -151,6 +151,17 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     ({"l": [{"a": [{"b": [1]}, {"c": 3}]}]}, {"l": [{"a": [{"b": [1], "c": 3}]}]}, False),
     ({"l": [[1, 2], [3, 4]]}, {"l": [[1], [4]]}, True),
     ({"l": [[1, 2], [3, 4]]}, {"l": [[1, 4]]}, False),
+    (_nest_arrays(40, {"x": [1, 2]}), _nest_arrays(40, {"x": [2]}), True),
+    (_nest_arrays(40, {"x": [1, 2]}), _nest_arrays(40, {"x": [3]}), False),
+    # wide: SQLite joins at most 64 tables
+    ({"l": list(range(100))}, {"l": list(range(70))}, True),
+    ({"l": list(range(100))}, {"l": [*range(70), 200]}, False),
+    ({"l": [{"a": i} for i in range(80)]}, {"l": [{"a": i} for i in range(70)]}, True),
+    (
+        {"l": [{"a": i} for i in range(80)]},
+        {"l": [*({"a": i} for i in range(70)), {"a": 99}]},
+        False,
+    ),
     # odd keys match exactly themselves
     *[({key: 1, "other": 2}, {key: 1}, True) for key in HOSTILE],
     *[({key: 1}, {key: 2}, False) for key in HOSTILE],
