@@ -11,9 +11,12 @@
 - Column types: JSONB and BYTEA on PostgreSQL (`with_variant`), for `schema`.
 - JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
   filter: JSONB containment (`@>`, served by a GIN index) on PostgreSQL, the same
-  meaning rebuilt from nested `json_each` on SQLite.
+  meaning rebuilt on SQLite from `json_extract` / `json_type` at JSON paths (bound
+  parameters), with `json_each` for arrays.
 
-A filter key is always a bound value, never part of the SQL text or of a JSON path.
+A filter key is always a bound value, never part of the SQL text; on SQLite a key goes
+into a (bound) JSON path only when it is plain printable ASCII (`_plain_key`), else it
+is matched as a value of `json_each`'s `key`.
 """
 
 from __future__ import annotations
