@@ -357,3 +357,36 @@ def test_a_failing_plan_in_a_group_rolls_back_alone(sqlite_url: str, alone: bool
         assert engine.pool.checkedout() == 0
     finally:
         engine.dispose()
+
+
+async def test_callers_cancelled_while_queued_leave_the_group_whole(
+    engine: AsyncEngine, sqlite_url: str
+) -> None:
+    """Writers cancelled while they wait for their group are left out of it (nothing of
+    theirs is written), the others commit, the drainer ends and the saver goes on."""
+    from .test_fastpath import checkpoint
+
+    saver = AsyncSQLAlchemySaver(engine)
+    await saver.aget_tuple(config("first use"))
+    fast = saver._fast
+    assert isinstance(fast, fastpath.SqlitePath)
+    versions = {"a": saver.get_next_version(None)}
+
+    async def put(i: int) -> None:
+        await saver.aput(config(f"c-{i}"), checkpoint(0, versions), {"i": i}, versions)
+
+    tasks = [asyncio.ensure_future(put(i)) for i in range(12)]
+    await asyncio.sleep(0)  # all queued behind the first group
+    for task in tasks[1::2]:
+        task.cancel()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(o is None or isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    assert fast._drainer is None
+    assert fast._awaiting == []
+    # cancelled before the drainer began (it runs after this task resumes): left out
+    assert [o is None for o in outcomes] == [i % 2 == 0 for i in range(12)]
+    for i in range(12):
+        listed = [t async for t in saver.alist(config(f"c-{i}"))]
+        assert len(listed) == (1 if i % 2 == 0 else 0)
+    await put(99)
+    assert await saver.aget_tuple(config("c-99")) is not None
