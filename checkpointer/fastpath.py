@@ -918,6 +918,7 @@ class SqlitePath(FastPath):
     def _grouped(self, entry: _Queued, turn: Any) -> Any:
         """Threads: queue `entry`; the first in an empty queue leads (runs a group),
         the others wait until their group ran or they are handed the lead."""
+        entry.done = threading.Event()
         with self._queue_lock:
             self._waiting.append(entry)
             entry.lead = not self._leading
@@ -1234,7 +1235,8 @@ class _Queued:
         self.error: BaseException | None = None
         self.finished = False
         self.lead = False
-        self.done: threading.Event | None = threading.Event()
+        self.done: threading.Event | None = None
+        """Set when a thread's plan ran, or its thread is to lead (threads only)."""
         self.waiter: asyncio.Future[None] | None = None
 
     def fail(self, error: BaseException) -> None:
