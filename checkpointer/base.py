@@ -178,12 +178,13 @@ class SaverBase(BaseCheckpointSaver[str]):
             return fast.connect()
         return Runner(self._autocommit_sync.connect())
 
-    def _drive(self, plan: Plan[T], item: Step | Emit) -> Any:
+    def _drive(self, plan: Plan[T], item: Step | Emit, turn: Any = None) -> Any:
         """Run a plan from `item` on one connection (the async saver runs this in a
-        greenlet); see `drive`."""
+        greenlet); see `drive`. `turn`: the write turn, for the fast path to take (see
+        `_grouped`)."""
         fast = self._fast
         if fast is not None and fast.runs_plans and fast.usable():
-            return fast.run(plan, drive, item)
+            return fast.run(plan, drive, item, turn=turn)
         with self._runner(plan) as runner:
             return drive(plan, item, runner.execute)
 
@@ -224,8 +225,22 @@ class SaverBase(BaseCheckpointSaver[str]):
         """On a single-writer database (SQLite) a writing plan waits for its turn here,
         holding no connection and with no timeout; reads, and every plan on other
         databases, take nothing. (`nullcontext` serves `with` and `async with` alike.)"""
-        writes = plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
-        return self._write_turn if self._write_turn is not None and writes else nullcontext()
+        return self._write_turn if self._writes(plan, first) else nullcontext()
+
+    def _writes(self, plan: Plan[Any], first: Step | Emit) -> bool:
+        """A plan that takes the write turn (on a single-writer database only)."""
+        return self._write_turn is not None and (
+            plan.atomic or (isinstance(first, Step) and first.statement.is_dml)
+        )
+
+    def _grouped(self, plan: Plan[Any], first: Step | Emit) -> Any:
+        """The write turn, for a writing plan the fast path runs whole (SQLite), which
+        takes the turn itself for a group of such plans (`fastpath.SqlitePath.run`);
+        None where the caller takes the turn (`_turn`), or none is needed."""
+        fast = self._fast
+        if fast is not None and fast.runs_plans and self._writes(plan, first) and fast.usable():
+            return self._write_turn
+        return None
 
     def _first_use(self) -> None:
         """Once per saver, before its first plan (sync; in a greenlet on the async

@@ -11,9 +11,12 @@
 - Column types: JSONB and BYTEA on PostgreSQL (`with_variant`), for `schema`.
 - JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
   filter: JSONB containment (`@>`, served by a GIN index) on PostgreSQL, the same
-  meaning rebuilt from nested `json_each` on SQLite.
+  meaning rebuilt on SQLite from `json_extract` / `json_type` at JSON paths (bound
+  parameters), with `json_each` for arrays.
 
-A filter key is always a bound value, never part of the SQL text or of a JSON path.
+A filter key is always a bound value, never part of the SQL text; on SQLite a key goes
+into a (bound) JSON path only when it is plain printable ASCII (`_plain_key`), else it
+is matched as a value of `json_each`'s `key`.
 """
 
 from __future__ import annotations
@@ -220,17 +223,30 @@ def _json_kind(value: Any) -> str:
 
 def filter_shape(filter: Mapping[str, Any]) -> tuple[Any, ...]:
     """What a metadata filter's clause depends on: the kinds of its values and, inside
-    objects and arrays, their structure (never keys or scalar values). Filters of one
-    shape compile to one statement, so it can be cached by shape."""
-    return tuple(_value_shape(value) for value in filter.values())
+    objects and arrays, their structure, and whether each key can be a JSON path label
+    (`_plain_key`; never the keys or scalar values themselves). Filters of one shape
+    compile to one statement, so it can be cached by shape."""
+    return tuple((_plain_key(key), _value_shape(value)) for key, value in filter.items())
 
 
 def _value_shape(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return ("object", tuple(_value_shape(v) for v in value.values()))
+        return ("object", filter_shape(value))
     if isinstance(value, (list, tuple)):
         return ("array", tuple(_value_shape(v) for v in value))
     return _json_kind(value)
+
+
+_PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - set('"\\/<>&')
+"""Characters a key may have to be looked up by a JSON path on SQLite: SQLite compares a
+path's label with a stored key as the key is spelled in the JSON text, escapes and all,
+and a quoted label ends at the first `"`. Printable ASCII is written unescaped by every
+JSON encoder we know (`json`, `orjson`), except `"` and `\\` (always escaped), and `/`
+and `<>&` (escaped by some, for HTML)."""
+
+
+def _plain_key(key: str) -> bool:
+    return all(c in _PLAIN for c in key)
 
 
 class _Postgres(Dialect):
@@ -415,13 +431,139 @@ class _Sqlite(Dialect):
     def metadata_filter(
         self, column: ColumnElement[Any], filter: Mapping[str, Any], prefix: str
     ) -> tuple[ColumnElement[bool], dict[str, Any]]:
-        # PostgreSQL's `@>` rebuilt from `json_each`: one EXISTS per filter key, and per
-        # nested key or array element, each walking the stored value one level down.
+        # PostgreSQL's `@>` rebuilt from `json_extract` / `json_type` at bound JSON paths:
+        # a nested object adds to the path, not a level of subqueries (a walk with one
+        # EXISTS over `json_each` per level cost 2.5x the official saver's scan, and
+        # SQLite's parser ran out of stack at about 10 levels); only an array is a
+        # `json_each` subquery, for "some element contains".
         params: dict[str, Any] = {}
+        where = _Path(None, "$")
         clauses = [
-            _sqlite_member(column, value, params, prefix, key=key) for key, value in filter.items()
+            _sqlite_key(column, where, key, value, params, prefix) for key, value in filter.items()
         ]
         return and_(true(), *clauses), params
+
+
+@dataclass(frozen=True)
+class _Path:
+    """A JSON path into a document: `base` (a SQL expression, say `json_each`'s
+    `fullkey` of an array element) followed by `rest`, path text we wrote from plain
+    keys (bound, never in the SQL)."""
+
+    base: ColumnElement[str] | None
+    rest: str
+
+    def then(self, key: str) -> _Path:
+        return _Path(self.base, f'{self.rest}."{key}"')
+
+    def bound(self, params: dict[str, Any], prefix: str) -> ColumnElement[str]:
+        if self.base is not None and not self.rest:
+            return self.base
+        name = f"{prefix}{len(params)}"
+        params[name] = self.rest
+        rest = bindparam(name, type_=Text)
+        return rest if self.base is None else self.base.concat(rest)
+
+
+def _sqlite_key(
+    doc: ColumnElement[Any],
+    where: _Path,
+    key: str,
+    value: Any,
+    params: dict[str, Any],
+    prefix: str,
+    froms: list[Any] | None = None,
+) -> ColumnElement[bool]:
+    """True where the object at `where` in `doc` has a member `key` containing `value`.
+    A key that cannot be a path label is matched as a value of `json_each`'s `key`."""
+    if _plain_key(key):
+        return _sqlite_at(doc, where.then(key), value, params, prefix, froms)
+    each = func.json_each(doc, where.bound(params, prefix)).table_valued(
+        "key", "type", "atom", "value"
+    )
+    name = f"{prefix}{len(params)}"
+    params[name] = key
+    return exists(
+        select(literal(1))
+        .select_from(each)
+        .where(
+            each.c.key == bindparam(name, type_=Text),
+            _sqlite_contains(each, value, params, prefix),
+        )
+    )
+
+
+def _sqlite_at(
+    doc: ColumnElement[Any],
+    where: _Path,
+    value: Any,
+    params: dict[str, Any],
+    prefix: str,
+    froms: list[Any] | None = None,
+) -> ColumnElement[bool]:
+    """True where the value at `where` in `doc` contains `value` (JSONB containment:
+    equal scalars, numbers by value but never booleans, objects holding every given
+    key, arrays with an element containing each given one). A missing path is NULL.
+    Inside an array, the `json_each` of every element asked for (at any depth) joins
+    `froms`, the FROM list of the array's one EXISTS: "some element contains x, and
+    some element of it contains y" is one EXISTS over a join, not one EXISTS in
+    another, so arrays in arrays do not nest subqueries either."""
+    if isinstance(value, Mapping) and value:
+        # the members' paths say it is an object: this path is not asked for
+        return and_(
+            *(_sqlite_key(doc, where, k, v, params, prefix, froms) for k, v in value.items())
+        )
+    path = where.bound(params, prefix)
+    kind = func.json_type(doc, path)
+    if isinstance(value, Mapping):
+        return _is(kind, "object")
+    what = _json_kind(value)
+    if what in ("null", "true", "false"):
+        return _is(kind, what)
+    if what in ("number", "text"):
+        name = f"{prefix}{len(params)}"
+        # SQLite reads a JSON integer beyond 64 bits as a real (and cannot bind one).
+        params[name] = float(value) if what == "number" and abs(value) >= 2**63 else value
+        # the value first: json_type is only asked of the rows whose value matched
+        # (true and false read as 1 and 0, an object or array as its JSON text)
+        typed = (
+            or_(_is(kind, "integer"), _is(kind, "real")) if what == "number" else _is(kind, "text")
+        )
+        return and_(_is(func.json_extract(doc, path), bindparam(name)), typed)
+    joined: list[Any] = [] if froms is None else froms
+    holds = [_is(kind, "array")]
+    for element in value:
+        each = func.json_each(doc, path).table_valued("key", "type", "atom", "value", "fullkey")
+        if not isinstance(element, (Mapping, list, tuple)):
+            # a leaf: an EXISTS of its own beside the others (one level, never deeper)
+            found = _sqlite_contains(each, element, params, prefix)
+            holds.append(exists(select(literal(1)).select_from(each).where(found)))
+        elif len(joined) >= JOIN_WIDTH:
+            holds.append(_sqlite_at(doc, where, [element], params, prefix))
+        else:
+            joined.append(each)
+            at = _Path(each.c.fullkey, "")
+            holds.append(_sqlite_at(doc, at, element, params, prefix, joined))
+    if froms is not None:
+        return and_(*holds)
+    if not joined:
+        return and_(*holds)
+    source = joined[0]
+    for each in joined[1:]:
+        source = source.join(each, true())
+    return exists(select(literal(1)).select_from(source).where(*holds))
+
+
+JOIN_WIDTH = 24
+"""`json_each` joined in one EXISTS of a filter, at most (SQLite joins at most 64
+tables); a wider filter opens another EXISTS inside it, one level deeper."""
+
+
+def _is(value: ColumnElement[Any], other: Any) -> ColumnElement[bool]:
+    """`value IS other`: false, never NULL, where a path is missing (`json_type` and
+    `json_extract` give NULL), so that a filter negated (a sweep's `keep`) still holds
+    for documents without the key."""
+    return value.is_not_distinct_from(other)
 
 
 def _sqlite_member(
@@ -457,8 +599,13 @@ def _sqlite_contains(
         name = f"{prefix}{len(params)}"
         # SQLite reads a JSON integer beyond 64 bits as a real (and cannot bind one).
         params[name] = float(value) if kind == "number" and abs(value) >= 2**63 else value
-        types = ("integer", "real") if kind == "number" else ("text",)
-        return and_(each.c.type.in_(types), each.c.atom == bindparam(name))
+        # `or_`, not `in_`: an `IN` list is expanded per call (the statement is re-rendered)
+        typed = (
+            or_(each.c.type == "integer", each.c.type == "real")
+            if kind == "number"
+            else each.c.type == "text"
+        )
+        return and_(typed, each.c.atom == bindparam(name))
     if isinstance(value, Mapping):
         return and_(
             each.c.type == "object",

@@ -140,9 +140,11 @@ class SQLAlchemySaver(SaverBase):
             item = next(plan.steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        with self._serial, self._turn(plan, item), translated():
+        grouped = self._grouped(plan, item)
+        turn = nullcontext() if grouped is not None else self._turn(plan, item)
+        with self._serial, turn, translated():
             try:
-                outcome = self._drive(plan, item)
+                outcome = self._drive(plan, item, grouped)
             except Exception as error:
                 if not retry.lost(error):
                     raise

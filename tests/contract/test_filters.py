@@ -43,6 +43,23 @@ HOSTILE = [
 """Keys that would break (or inject into) SQL text or a JSON path if either were built
 from them."""
 
+
+def _nest_objects(depth: int, leaf: Any) -> dict[str, Any]:
+    """`leaf` under `depth` levels of objects (the outermost is the metadata)."""
+    value = leaf
+    for level in range(depth, 0, -1):
+        value = {f"k{level}": value}
+    return value
+
+
+def _nest_arrays(depth: int, leaf: Any) -> dict[str, Any]:
+    """`leaf` inside `depth` levels of arrays, at metadata key `l`."""
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return {"l": value}
+
+
 CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     # strings
     ({"s": "a"}, {"s": "a"}, True),
@@ -123,6 +140,28 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     # real metadata shapes
     ({"source": "loop", "step": 3, "run_id": "r1"}, {"source": "loop", "step": 3}, True),
     ({"source": "input", "step": -1}, {"source": "loop"}, False),
+    # deep nesting: SQLite's parser stack once overflowed at about 10 levels
+    (_nest_objects(14, {"x": 1, "y": 2}), _nest_objects(14, {"x": 1}), True),
+    (_nest_objects(14, {"x": 1}), _nest_objects(14, {"x": 2}), False),
+    (_nest_objects(14, {"x": 1}), _nest_objects(13, {"x": 1}), False),
+    (_nest_arrays(12, {"x": 1, "y": [3, 4]}), _nest_arrays(12, {"y": [4]}), True),
+    (_nest_arrays(12, {"x": 1}), _nest_arrays(12, {"x": True}), False),
+    (_nest_arrays(12, 5), _nest_arrays(11, 5), False),
+    ({"l": [{"a": [{"b": [1, 2]}, {"c": 3}]}, {"d": [None]}]}, {"l": [{"a": [{"b": [2]}]}]}, True),
+    ({"l": [{"a": [{"b": [1]}, {"c": 3}]}]}, {"l": [{"a": [{"b": [1], "c": 3}]}]}, False),
+    ({"l": [[1, 2], [3, 4]]}, {"l": [[1], [4]]}, True),
+    ({"l": [[1, 2], [3, 4]]}, {"l": [[1, 4]]}, False),
+    (_nest_arrays(40, {"x": [1, 2]}), _nest_arrays(40, {"x": [2]}), True),
+    (_nest_arrays(40, {"x": [1, 2]}), _nest_arrays(40, {"x": [3]}), False),
+    # wide: SQLite joins at most 64 tables
+    ({"l": list(range(100))}, {"l": list(range(70))}, True),
+    ({"l": list(range(100))}, {"l": [*range(70), 200]}, False),
+    ({"l": [{"a": i} for i in range(80)]}, {"l": [{"a": i} for i in range(70)]}, True),
+    (
+        {"l": [{"a": i} for i in range(80)]},
+        {"l": [*({"a": i} for i in range(70)), {"a": 99}]},
+        False,
+    ),
     # odd keys match exactly themselves
     *[({key: 1, "other": 2}, {key: 1}, True) for key in HOSTILE],
     *[({key: 1}, {key: 2}, False) for key in HOSTILE],

@@ -228,3 +228,165 @@ async def test_each_probe_failing_means_connection(
     assert len(made) >= 5  # every call through `Connection`
     assert got is not None
     assert got.config == last
+
+
+# -- writes in groups (one transaction, one commit, a savepoint per plan) --------------
+
+
+def _spy_groups(fast: fastpath.SqlitePath) -> list[int]:
+    """Record the size of every group `fast` runs (the real method still runs)."""
+    sizes: list[int] = []
+    run_group = fast._on_group
+
+    def spied(raw: object, group: list[fastpath._Queued]) -> None:
+        sizes.append(len(group))
+        run_group(raw, group)
+
+    fast._on_group = spied  # type: ignore[method-assign]
+    return sizes
+
+
+def _thread_counts(url: str) -> tuple[int, int]:
+    conn = sqlite3.connect(url.split("///", 1)[1])
+    try:
+        row = conn.execute("SELECT count(*), count(DISTINCT thread_id) FROM checkpoints")
+        return tuple(row.fetchone())  # type: ignore[return-value]
+    finally:
+        conn.close()
+
+
+async def test_concurrent_async_writes_commit_in_groups_and_lose_nothing(
+    engine: AsyncEngine, sqlite_url: str
+) -> None:
+    saver = AsyncSQLAlchemySaver(engine)
+    await saver.aget_tuple(config("first use"))
+    assert isinstance(saver._fast, fastpath.SqlitePath)
+    sizes = _spy_groups(saver._fast)
+    await asyncio.gather(*(write_thread(saver, f"g-{i}", 4) for i in range(16)))
+    assert _thread_counts(sqlite_url) == (16 * 4, 16)
+    assert sum(sizes) == 16 * 4 * 2  # every aput and aput_writes ran in a group
+    assert max(sizes) > 1  # and writers that queued shared a commit
+    for i in range(16):
+        got = await saver.aget_tuple(config(f"g-{i}"))
+        assert got is not None
+        assert len(got.pending_writes or ()) == 2
+
+
+def test_concurrent_threads_commit_in_groups_and_lose_nothing(sqlite_url: str) -> None:
+    import threading
+
+    from .test_fastpath import checkpoint
+
+    engine = create_engine(sqlite_url.replace("+aiosqlite", ""))
+    try:
+        saver = SQLAlchemySaver(engine)
+        saver.get_tuple(config("first use"))
+        assert isinstance(saver._fast, fastpath.SqlitePath)
+        sizes = _spy_groups(saver._fast)
+        failures: list[BaseException] = []
+
+        def writer(thread_id: str) -> None:
+            try:
+                parent = config(thread_id)
+                for step in range(5):
+                    versions = {"a": saver.get_next_version(None)}
+                    parent = saver.put(parent, checkpoint(step, versions), {"s": step}, versions)
+                    saver.put_writes(parent, [("a", step)], f"task-{step}")
+            except BaseException as error:  # pragma: no cover  (reported below)
+                failures.append(error)
+
+        workers = [threading.Thread(target=writer, args=(f"w-{i}",)) for i in range(16)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert failures == []
+        assert _thread_counts(sqlite_url) == (16 * 5, 16)
+        assert sum(sizes) == 16 * 5 * 2
+        assert max(sizes) > 1
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_a_failing_plan_in_a_group_rolls_back_alone(sqlite_url: str, alone: bool) -> None:
+    """A plan that wrote, then failed, leaves nothing and gets its error; the other
+    plans of its group commit. Alone, its transaction is rolled back."""
+    from checkpointer.base import drive
+    from checkpointer.plans import Plan, Step
+    from checkpointer.schema import checkpoint_writes
+
+    engine = create_engine(sqlite_url.replace("+aiosqlite", ""))
+    try:
+        saver = SQLAlchemySaver(engine)
+        saver.get_tuple(config("first use"))
+        fast = saver._fast
+        assert isinstance(fast, fastpath.SqlitePath)
+        insert = checkpoint_writes.insert()
+
+        def row(thread_id: str) -> dict[str, object]:
+            return {
+                "thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": "c",
+                "task_id": "t", "idx": 0, "channel": "a", "type": "json", "blob": b"1",
+                "task_path": "",
+            }  # fmt: skip
+
+        def failing() -> object:
+            yield Step(insert, row("failed"))
+            raise RuntimeError("the plan failed after writing")
+
+        def fine(thread_id: str) -> object:
+            yield Step(insert, row(thread_id))
+            return thread_id
+
+        plans = [Plan(failing(), atomic=True)] + (
+            [] if alone else [Plan(fine("kept-1"), atomic=True), Plan(fine("kept-2"), atomic=True)]
+        )
+        group = [fastpath._Queued(p, drive, (next(p.steps),)) for p in plans]
+        fast._run_group(group)
+        with pytest.raises(RuntimeError, match="failed after writing"):
+            group[0].result()
+        assert [e.result() for e in group[1:]] == ([] if alone else ["kept-1", "kept-2"])
+        conn = sqlite3.connect(sqlite_url.split("///", 1)[1])
+        try:
+            stored = conn.execute("SELECT thread_id FROM checkpoint_writes ORDER BY 1")
+            assert [r[0] for r in stored] == ([] if alone else ["kept-1", "kept-2"])
+        finally:
+            conn.close()
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
+
+
+async def test_callers_cancelled_while_queued_leave_the_group_whole(
+    engine: AsyncEngine, sqlite_url: str
+) -> None:
+    """Writers cancelled while they wait for their group are left out of it (nothing of
+    theirs is written), the others commit, the drainer ends and the saver goes on."""
+    from .test_fastpath import checkpoint
+
+    saver = AsyncSQLAlchemySaver(engine)
+    await saver.aget_tuple(config("first use"))
+    fast = saver._fast
+    assert isinstance(fast, fastpath.SqlitePath)
+    versions = {"a": saver.get_next_version(None)}
+
+    async def put(i: int) -> None:
+        await saver.aput(config(f"c-{i}"), checkpoint(0, versions), {"i": i}, versions)
+
+    tasks = [asyncio.ensure_future(put(i)) for i in range(12)]
+    await asyncio.sleep(0)  # all queued behind the first group
+    for task in tasks[1::2]:
+        task.cancel()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(o is None or isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    assert fast._drainer is None
+    assert fast._awaiting == []
+    # cancelled before the drainer began (it runs after this task resumes): left out
+    assert [o is None for o in outcomes] == [i % 2 == 0 for i in range(12)]
+    for i in range(12):
+        listed = [t async for t in saver.alist(config(f"c-{i}"))]
+        assert len(listed) == (1 if i % 2 == 0 else 0)
+    await put(99)
+    assert await saver.aget_tuple(config("c-99")) is not None

@@ -98,7 +98,7 @@ CONSTANTS: list[Any] = [
     TASKS,
     codec.EMPTY,
     *("channel_values", "channel_versions", "$.channel_values", "$.channel_versions", "$.v"),
-    *("object", "array", "true", "false", "null", ["integer", "real"], ["text"]),  # JSON types
+    *("object", "array", "true", "false", "null", "integer", "real", "text"),  # JSON types
     *(None, 0, 1, 2, 4, True),
 ]
 """Every value a statement may hold (anonymous binds): ours, never a caller's."""
