@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from . import operations, report, workloads
+from . import operations, report, syncpg, workloads
 from .harness import Metric, settle, sides
 
 
@@ -42,6 +42,7 @@ async def main(quick: bool, only: set[str] | None, backend: str = "postgresql") 
             ("search", lambda: workloads.search_workload(ours, official, quick, rounds, extra)),
             ("graph", lambda: workloads.graph_workload(ours, official, quick, rounds)),
             ("delta", lambda: workloads.delta_workload(ours, official, quick, rounds)),
+            ("sync", lambda: syncpg.sync_workload(ours, official, quick, rounds)),
         ]
         for name, run in runs:
             if wanted(name):
