@@ -40,7 +40,8 @@ def test_awkward_channels_and_values_round_trip(pg_url: str) -> None:
             assert (saver._fast is not None) is fast
             saver.put_writes(cfg, AWKWARD, task_id="t")
             found = saver.get_tuple(cfg)
-            assert found is not None and found.pending_writes is not None
+            assert found is not None
+            assert found.pending_writes is not None
             read[fast] = [(ch, v) for _, ch, v in found.pending_writes]
         assert read[True] == read[False] == AWKWARD
     finally:
@@ -51,11 +52,14 @@ def test_array_literal_only_for_known_element_types() -> None:
     from sqlalchemy import ARRAY, JSON, Integer, LargeBinary, Text
 
     text = fastpath._array_literal(ARRAY(Text))
-    assert text is not None and text(["a", None, 'b"\\']) == '{"a",NULL,"b\\"\\\\"}'
+    assert text is not None
+    assert text(["a", None, 'b"\\']) == '{"a",NULL,"b\\"\\\\"}'
     binary = fastpath._array_literal(ARRAY(LargeBinary))
-    assert binary is not None and binary([b"\x01\xff", None]) == '{"\\\\x01ff",NULL}'
+    assert binary is not None
+    assert binary([b"\x01\xff", None]) == '{"\\\\x01ff",NULL}'
     integer = fastpath._array_literal(ARRAY(Integer))
-    assert integer is not None and integer([1, None, -2]) == "{1,NULL,-2}"
+    assert integer is not None
+    assert integer([1, None, -2]) == "{1,NULL,-2}"
     assert fastpath._array_literal(ARRAY(JSON)) is None
     assert fastpath._array_literal(ARRAY(Text, dimensions=2)) is None
     assert fastpath._array_literal(Text()) is None
