@@ -13,10 +13,20 @@ from . import operations, report, syncpg, workloads
 from .harness import Metric, settle, sides
 
 
-async def main(quick: bool, only: set[str] | None, backend: str = "postgresql") -> int:
+async def main(
+    quick: bool, only: set[str] | None, backend: str = "postgresql", rtt: bool = False
+) -> int:
     rounds = workloads.sizes(quick).rounds
     print(report.header(quick), end="\n\n", flush=True)
     started = time.perf_counter()
+    if rtt:
+        from . import network
+
+        found = await network.rtt_workload(quick, rounds)
+        report.print_metrics(found)
+        elapsed = time.perf_counter() - started
+        await report.write(found, {}, quick=quick, elapsed=elapsed, stem="results-rtt")
+        return 0
     if backend == "sqlite":
         from . import sqlite
 
@@ -83,9 +93,15 @@ def cli() -> int:
         "the official SQLite savers, async and sync, and two processes on one file "
         "(--only: agent, deep, search, graph, delta, storage, sync, processes)",
     )
+    parser.add_argument(
+        "--rtt",
+        action="store_true",
+        help="the agent step and the real graph through a proxy adding 1 ms of round-trip "
+        "time (benchmarks.proxy), both async savers",
+    )
     args = parser.parse_args()
     only = set(args.only) if args.only else None
-    return asyncio.run(main(args.quick, only, args.backend))
+    return asyncio.run(main(args.quick, only, args.backend, args.rtt))
 
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ async def storage(quick: bool, verbose: bool = False) -> None:
     print("| index | per checkpoint | one thread " + " / ".join(
         str(m) for m in workloads.sizes(quick).marks) + " |")  # fmt: skip
     print("|---|---|---|")
-    original = workloads.sides
+    original = workloads.sides  # type: ignore[attr-defined]
     for name, definition in CANDIDATES.items():
 
         @asynccontextmanager
@@ -132,12 +132,12 @@ async def storage(quick: bool, verbose: bool = False) -> None:
                 ours.baseline_bytes = await ours.table_bytes()
                 yield ours, official
 
-        workloads.sides = patched  # type: ignore[assignment]
+        workloads.sides = patched  # type: ignore[attr-defined]
         try:
             extra: dict[str, Any] = {}
             metrics = await workloads.storage_workload(quick, extra)
         finally:
-            workloads.sides = original
+            workloads.sides = original  # type: ignore[attr-defined]
         ratios = [f"{m.ratio:.3f}" for m in metrics]
         print(f"| {name} | {ratios[0]} | {' / '.join(ratios[1:])} |", flush=True)
         if verbose:

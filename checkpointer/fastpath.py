@@ -535,7 +535,9 @@ def _compile_any(
     assert isinstance(compiled, SQLCompiler)
     binds = {}
     for name, bind in compiled.binds.items():
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        processor: Callable[[Any], Any] | None = bind.type.dialect_impl(dialect).bind_processor(
+            dialect
+        )
         literal = _array_literal(bind.type) if dialect.driver == "psycopg" else None
         if literal is not None:
             processor = literal  # in place of the dialect's (psycopg.Binary elements)
