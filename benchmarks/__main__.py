@@ -68,6 +68,14 @@ async def main(
         metrics += new
         report.print_metrics(new)
         timed("storage", began)
+    if wanted("processes") or wanted("million"):
+        from . import scale
+
+        began = time.perf_counter()
+        new = await scale.scale_workloads(quick, rounds, only)
+        metrics += new
+        report.print_metrics(new)
+        timed("scale", began)
     if wanted("operations"):
         began = time.perf_counter()
         new = await operations.operations_workload(quick)
