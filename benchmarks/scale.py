@@ -118,7 +118,7 @@ async def _processes_round(side: Side, s: ScaleSizes) -> float:
         assert p.stdin is not None
         p.stdin.write(b"go\n")
         await p.stdin.drain()
-    done = []
+    done: list[dict[str, float]] = []
     for p in procs:
         assert p.stdout is not None
         done.append(json.loads(await p.stdout.readline()))
