@@ -60,6 +60,7 @@ async def worker(kind: str, database: str, threads: int, steps: int) -> None:
     from .workloads import run_agent_steps
 
     saver: Any
+    close: Any
     if kind == "ours":
         from sqlalchemy.engine import make_url
         from sqlalchemy.ext.asyncio import create_async_engine
