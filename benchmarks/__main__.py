@@ -69,9 +69,9 @@ async def main(
         timed("storage", began)
     if wanted("sync"):
         began = time.perf_counter()
-        # databases of its own, the async savers' pools at 1: the sync savers' two pools
+        # databases of its own, the async savers' pools at 2: the sync savers' two pools
         # of 16 beside the main ones' would take 64 of the server's connections
-        async with sides("sync", pool_size=1) as (ours, official):
+        async with sides("sync", pool_size=2) as (ours, official):
             new = await syncpg.sync_workload(ours, official, quick, rounds)
         metrics += new
         report.print_metrics(new)
