@@ -9,14 +9,24 @@ import sys
 import time
 from typing import Any
 
-from . import operations, report, workloads
+from . import operations, report, syncpg, workloads
 from .harness import Metric, settle, sides
 
 
-async def main(quick: bool, only: set[str] | None, backend: str = "postgresql") -> int:
+async def main(
+    quick: bool, only: set[str] | None, backend: str = "postgresql", rtt: bool = False
+) -> int:
     rounds = workloads.sizes(quick).rounds
     print(report.header(quick), end="\n\n", flush=True)
     started = time.perf_counter()
+    if rtt:
+        from . import network
+
+        found = await network.rtt_workload(quick, rounds)
+        report.print_metrics(found)
+        elapsed = time.perf_counter() - started
+        await report.write(found, {}, quick=quick, elapsed=elapsed, stem="results-rtt")
+        return 0
     if backend == "sqlite":
         from . import sqlite
 
@@ -57,6 +67,23 @@ async def main(quick: bool, only: set[str] | None, backend: str = "postgresql") 
         metrics += new
         report.print_metrics(new)
         timed("storage", began)
+    if wanted("sync"):
+        began = time.perf_counter()
+        # databases of its own, the async savers' pools at 2: the sync savers' two pools
+        # of 16 beside the main ones' would take 64 of the server's connections
+        async with sides("sync", pool_size=2) as (ours, official):
+            new = await syncpg.sync_workload(ours, official, quick, rounds)
+        metrics += new
+        report.print_metrics(new)
+        timed("sync", began)
+    if wanted("processes") or wanted("million"):
+        from . import scale
+
+        began = time.perf_counter()
+        new = await scale.scale_workloads(quick, rounds, only)
+        metrics += new
+        report.print_metrics(new)
+        timed("scale", began)
     if wanted("operations"):
         began = time.perf_counter()
         new = await operations.operations_workload(quick)
@@ -82,9 +109,15 @@ def cli() -> int:
         "the official SQLite savers, async and sync, and two processes on one file "
         "(--only: agent, deep, search, graph, delta, storage, sync, processes)",
     )
+    parser.add_argument(
+        "--rtt",
+        action="store_true",
+        help="the agent step and the real graph through a proxy adding 1 ms of round-trip "
+        "time (benchmarks.proxy), both async savers",
+    )
     args = parser.parse_args()
     only = set(args.only) if args.only else None
-    return asyncio.run(main(args.quick, only, args.backend))
+    return asyncio.run(main(args.quick, only, args.backend, args.rtt))
 
 
 if __name__ == "__main__":

@@ -200,8 +200,27 @@ def describe(s: Sizes) -> str:
             f"- storage: {s.storage[0]} threads x {s.storage[1]} steps; one thread after "
             + " / ".join(str(m) for m in s.marks)
             + " steps",
+            *_described_elsewhere(s),
         ]
     )
+
+
+def _described_elsewhere(s: Sizes) -> list[str]:
+    """The sizes of the workloads in `syncpg`, `network` and `scale`."""
+    from .scale import FULL as SCALE_FULL
+    from .scale import PROCESSES
+    from .scale import QUICK as SCALE_QUICK
+
+    scale = SCALE_QUICK if s is QUICK else SCALE_FULL
+    return [
+        f"- sync PostgreSQL: agent step {s.c1[0] * 2} threads x {s.c1[1]} steps from 1 OS "
+        f"thread, {s.c16[0]} x {s.c16[1]} from 16; real graph as above, from threads",
+        f"- 1 ms RTT (--rtt): agent step {s.c1[0]} x {s.c1[1]} at concurrency 1, "
+        f"{s.c16[0]} x {s.c16[1]} at 16; real graph as above",
+        f"- scale: {PROCESSES} processes x concurrency 16, {scale.threads} threads x "
+        f"{scale.steps} steps each; search and deep reads at "
+        f"{scale.base[0] * scale.base[1] + 10_010:,} then {scale.total:,} checkpoints",
+    ]
 
 
 def at_least(x: float) -> Any:

@@ -72,11 +72,14 @@ Index(
     postgresql_ops={"metadata": "jsonb_path_ops"},
     postgresql_with={"fastupdate": "off"},  # no pending list: see revision 0003
 ).ddl_if(dialect="postgresql")
-Index("checkpoints_run_id_idx", run_id).ddl_if(dialect="postgresql")
-# The thread list and sweeps walk root checkpoints by id (revision 0004).
+# Partial: only checkpoints with a run id, which every lookup by run implies (0008).
+Index("checkpoints_run_id_idx", run_id, postgresql_where=run_id.isnot(None)).ddl_if(
+    dialect="postgresql"
+)
+# The thread list and sweeps walk root checkpoints by id (revision 0004; since 0008
+# without `thread_id`, whose ties an incremental sort breaks).
 Index(
     "checkpoints_root_id_idx",
     checkpoints.c.checkpoint_id,
-    checkpoints.c.thread_id,
     postgresql_where=checkpoints.c.checkpoint_ns == text("''"),
 ).ddl_if(dialect="postgresql")

@@ -89,9 +89,84 @@ def test_0003_completes_an_upgrade_that_stopped_halfway(fresh_pg: str) -> None:
                     )
                 )
                 conn.commit()
-            assert upgrade(conn) == ["0003", "0004"]
+            assert upgrade(conn) == ["0003", "0004", "0008"]
             assert _gin_options(conn) == ["fastupdate=off"]
             _check(conn)
+
+
+def _definitions(conn: Connection) -> dict[str, str]:
+    """`pg_get_indexdef` of the thread-list and run-id indexes (valid ones only), and no
+    temporary index of 0008 left behind."""
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, i.indisvalid, pg_get_indexdef(i.indexrelid) AS d"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = 'checkpoints'::regclass"
+            " AND (c.relname LIKE '%root_id%' OR c.relname LIKE '%run_id%')"
+        )
+    ).all()
+    assert all(r.indisvalid for r in rows), rows
+    found = {r.relname: r.d.split(" USING ")[1] for r in rows}
+    assert set(found) == {"checkpoints_root_id_idx", "checkpoints_run_id_idx"}, found
+    return found
+
+
+SMALL = {
+    "checkpoints_root_id_idx": "btree (checkpoint_id) WHERE (checkpoint_ns = ''::text)",
+    "checkpoints_run_id_idx": "btree (((metadata ->> 'run_id'::text)))"
+    " WHERE ((metadata ->> 'run_id'::text) IS NOT NULL)",
+}
+BEFORE_0008 = {
+    "checkpoints_root_id_idx": "btree (checkpoint_id, thread_id) WHERE (checkpoint_ns = ''::text)",
+    "checkpoints_run_id_idx": "btree (((metadata ->> 'run_id'::text)))",
+}
+
+
+def test_0008_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
+    """A database at 0004 with rows: 0008 rebuilds both indexes under their names
+    (the new definitions), also after stopping at any step of the rebuild (built, old
+    one dropped, a failed INVALID build); its downgrade restores 0004's."""
+    url = database_url(fresh_pg, "psycopg")
+    root_new = (
+        "CREATE INDEX checkpoints_root_id_idx_new ON checkpoints (checkpoint_id)"
+        " WHERE checkpoint_ns = ''"
+    )
+    stops: list[list[str]] = [
+        [],
+        [root_new],
+        [root_new, "DROP INDEX checkpoints_root_id_idx"],
+        ["CREATE INDEX checkpoints_run_id_idx_new ON checkpoints (thread_id)"],
+    ]
+    for done in stops:
+        with with_conn(url) as conn:
+            downgrade(conn, "base")
+            assert upgrade(conn, "0004") == ["0001", "0002", "0003", "0004"]
+            conn.execute(
+                text(
+                    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id,"
+                    " checkpoint, metadata) SELECT 't' || (g % 50), CASE WHEN g % 3 = 0"
+                    " THEN 'sub' ELSE '' END, lpad(g::text, 8, '0'), '{}',"
+                    " CASE WHEN g % 2 = 0 THEN jsonb_build_object('run_id', 'r' || g)"
+                    " ELSE '{}' END FROM generate_series(1, 500) g"
+                )
+            )
+            assert _definitions(conn) == BEFORE_0008
+            for statement in done:
+                conn.execute(text(statement))
+            if done and done[0].endswith("(thread_id)"):
+                conn.execute(
+                    text(
+                        "UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
+                        " 'checkpoints_run_id_idx_new'::regclass"
+                    )
+                )
+            conn.commit()
+            assert upgrade(conn) == ["0008"]
+            assert _definitions(conn) == SMALL
+            _check(conn)
+            downgrade(conn, "0004")
+            assert _definitions(conn) == BEFORE_0008
+            assert conn.scalar(text("SELECT count(*) FROM checkpoints")) == 500
 
 
 def _check(conn: Connection, schema: str | None = None) -> None:
@@ -113,7 +188,7 @@ def test_cli_round_trip(fresh_pg: str) -> None:
     with with_conn(url) as conn:
         assert not (OURS | {"checkpointer_alembic_version"}) & table_names(conn)
     with with_conn(url) as conn:
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0008"]
         assert table_names(conn) >= OURS
         assert versions(conn) == [head()]
         assert _indexes(conn) >= PG_INDEXES
@@ -130,7 +205,7 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
         assert upgrade(conn, "0002") == ["0002"]
         assert (_indexes(conn) & PG_INDEXES) == (PG_INDEXES if postgres else set())
         assert _gin_options(conn) == ([] if postgres else None)
-        assert upgrade(conn) == ["0003", "0004"]
+        assert upgrade(conn) == ["0003", "0004", "0008"]
         assert _gin_options(conn) == (["fastupdate=off"] if postgres else None)
         assert upgrade(conn) == []  # at head: nothing to do
         downgrade(conn, "0002")
@@ -142,7 +217,7 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
         assert table_names(conn) >= OURS
         downgrade(conn, "base")
         assert not OURS & table_names(conn)
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0008"]
         _check(conn)
 
 
