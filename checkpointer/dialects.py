@@ -9,6 +9,8 @@
 - Data-modifying CTEs: PostgreSQL writes blobs and their checkpoint in one statement;
   SQLite needs two, in a transaction.
 - Column types: JSONB and BYTEA on PostgreSQL (`with_variant`), for `schema`.
+- Per-thread locks between writers and sweepers: transaction-level advisory locks on
+  PostgreSQL; none on SQLite, whose one writer at a time serializes them.
 - JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
   filter: JSONB containment (`@>`, served by a GIN index) on PostgreSQL, the same
   meaning rebuilt from nested `json_each` on SQLite.
@@ -26,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     FromClause,
     Integer,
@@ -65,6 +68,10 @@ Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
 """Column type of a serialized value."""
 
 LargeObjectId = OID
+
+THREAD_LOCK_CLASS = literal_column("1668312436", Integer)
+"""The first key of the per-thread advisory locks (`Dialect.thread_lock`): 'cpst' as
+an int4, a constant in the SQL text."""
 """Type of a PostgreSQL large object's id (`staged_blobs`)."""
 
 
@@ -100,6 +107,16 @@ class Dialect:
     skip_locked: bool = False
     """`SELECT ... FOR UPDATE SKIP LOCKED`: concurrent sweepers take disjoint batches
     (PostgreSQL). SQLite has one writer at a time, which serializes them anyway."""
+
+    def thread_lock(
+        self, thread_id: ColumnElement[Any], *, shared: bool
+    ) -> ColumnElement[Any] | None:
+        """A lock on one thread held to the end of the transaction, or None where the
+        database serializes writers anyway (SQLite). Writers take it `shared` (waiting
+        for a sweeper), a sweeper exclusively without waiting (true if taken): a
+        checkpoint committed before the sweeper's lock is seen by its next statement,
+        and none commits between the lock and the sweeper's commit."""
+        return None
 
     def table_sizes(self, tables: list[Table]) -> Select[Any]:
         """Rows (`table`, `bytes`, `dead_rows`) per table. PostgreSQL asks the catalog
@@ -236,6 +253,16 @@ def _value_shape(value: Any) -> Any:
 class _Postgres(Dialect):
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
+
+    def thread_lock(
+        self, thread_id: ColumnElement[Any], *, shared: bool
+    ) -> ColumnElement[Any] | None:
+        # The two-int form: its keys never meet the migration lock's bigint key
+        # (pg_locks.objsubid 2 against 1), and the class keeps clear of the app's.
+        key = (THREAD_LOCK_CLASS, func.hashtext(thread_id))
+        if shared:
+            return func.pg_advisory_xact_lock_shared(*key)
+        return func.pg_try_advisory_xact_lock(*key, type_=Boolean)
 
     def table_sizes_params(self, schema: str | None) -> dict[str, Any]:
         return {SCHEMA: schema}

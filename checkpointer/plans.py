@@ -80,6 +80,7 @@ from .rows import (
     LO_CHUNK,
     LO_ID,
     LO_OFFSET,
+    LOCKED,
     METADATA,
     NEWEST,
     OLDEST,
@@ -171,11 +172,14 @@ class Sweep:
     batch removed (or would remove, with `dry_run`).
 
     A batch selects idle threads (latest root checkpoint id below `cutoff`) oldest
-    first after the previous batch's last one, locking them on PostgreSQL and skipping
-    threads another sweeper holds; then, inside the same transaction, removes their
-    rows below `cutoff` (`delete`) or prunes each to its latest state (`keep_latest`).
-    A checkpoint written after the thread went idle has a greater id than `cutoff`
-    and is never touched."""
+    first after the previous batch's last one and takes their locks, leaving out
+    threads another sweeper or a writer holds (PostgreSQL; SQLite's batch holds the
+    write lock from its first statement). Then, inside the same transaction, it
+    removes every row of the threads still idle (`delete`: a thread that got a
+    checkpoint since it was selected is left whole) or prunes each to its latest state
+    (`keep_latest`). A checkpoint written after the thread went idle has a greater id
+    than `cutoff` and is never touched; a writer that comes while the batch holds the
+    thread waits for its commit."""
 
     def __init__(
         self,
@@ -216,28 +220,38 @@ class Sweep:
         if not rows:
             return
         self._after = (rows[-1][HEAD], rows[-1][THREAD_ID])
-        threads = [r[THREAD_ID] for r in rows]
+        # a candidate whose lock is held (another sweeper's, a writer's) is left out
+        threads = [r[THREAD_ID] for r in rows if self.dry_run or r.get(LOCKED, True)]
+        if not threads:
+            return
+        delete_idle = s.sweep_delete
+        if self.strategy == "delete" and not self.dry_run and delete_idle is not None:
+            params = {THREAD_IDS: threads, CUTOFF: self.cutoff}
+            gone = ((yield Step(delete_idle, params, fetch=True)) or [{}])[0]
+            self._add(int(gone[THREADS]), gone)
+            return
         before = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
         after: Mapping[str, Any] = {CHECKPOINTS: 0, BLOBS: 0, WRITES: 0, BYTES: 0}
         if self.dry_run:
             if self.strategy == "keep_latest":  # an upper bound: each keeps its root head
                 after = {CHECKPOINTS: len(threads), BLOBS: 0, WRITES: 0, BYTES: 0}
-        elif self.strategy == "delete":
-            for deletion in s.sweep_delete:
-                yield Step(deletion, {THREAD_IDS: threads, CUTOFF: self.cutoff})
-            yield Step(s.delete_unreferenced_blobs, {THREAD_IDS: threads})
-            after = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
+        elif self.strategy == "delete":  # the write lock held since the batch began
+            yield from _each(s.delete_threads, {THREAD_IDS: threads})
         else:
             for thread_id in threads:
                 yield from p._keep_newest(thread_id, 1)
             after = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
+        kinds = (CHECKPOINTS, BLOBS, WRITES, BYTES)
+        self._add(len(threads), {k: int(before[k] or 0) - int(after[k] or 0) for k in kinds})
+
+    def _add(self, threads: int, removed: Mapping[str, Any]) -> None:
         r = self.report
         r.batches += 1
-        r.threads += len(threads)
-        r.checkpoints += max(0, int(before[CHECKPOINTS]) - int(after[CHECKPOINTS]))
-        r.blobs += max(0, int(before[BLOBS]) - int(after[BLOBS]))
-        r.writes += max(0, int(before[WRITES]) - int(after[WRITES]))
-        r.bytes += max(0, int(before[BYTES] or 0) - int(after[BYTES] or 0))
+        r.threads += threads
+        r.checkpoints += max(0, int(removed[CHECKPOINTS]))
+        r.blobs += max(0, int(removed[BLOBS]))
+        r.writes += max(0, int(removed[WRITES]))
+        r.bytes += max(0, int(removed[BYTES] or 0))
 
 
 class Planner:

@@ -35,7 +35,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
-from sqlalchemy.sql.expression import CompoundSelect, Delete
+from sqlalchemy.sql.expression import CompoundSelect
 
 from ..dialects import Dialect, filter_shape
 from ..rows import (
@@ -52,6 +52,7 @@ from ..rows import (
     KEEP_LAST,
     KEEP_PREFIX,
     LIMIT,
+    LOCKED,
     NEWEST,
     OLDEST,
     PARENT_SENDS,
@@ -199,9 +200,10 @@ class Threads(Family):
     ) -> tuple[Select[Any], dict[str, Any]]:
         """The next `limit` idle threads (latest root checkpoint id below `cutoff`),
         oldest first, keyset after (`after_id`, `after_thread`), leaving out those whose
-        latest metadata contains `keep`. On PostgreSQL their latest rows are locked
-        and rows another sweeper holds are skipped, so sweepers take disjoint
-        batches; the lock lasts the batch's transaction."""
+        latest metadata contains `keep`. Where the dialect has thread locks, each
+        candidate's lock is tried (`locked`) after the limit, so no more than `limit`
+        are taken, and a thread another sweeper or a writer holds is left out of this
+        batch: sweepers take disjoint batches, and never wait for one another."""
 
         def build(clause: Any) -> Select[Any]:
             q = _latest_root().where(cp.c.checkpoint_id < bindparam(CUTOFF, type_=Text))
@@ -215,9 +217,19 @@ class Threads(Family):
             q = q.order_by(cp.c.checkpoint_id, cp.c.thread_id).limit(
                 bindparam(LIMIT, type_=Integer)
             )
-            if self.dialect.skip_locked:
-                q = q.with_for_update(skip_locked=True, of=cp)
-            return q
+            candidates = q.subquery("candidates")
+            lock = self.dialect.thread_lock(candidates.c.thread_id, shared=False)
+            if lock is None:
+                if self.dialect.skip_locked:
+                    q = q.with_for_update(skip_locked=True, of=cp)
+                return q
+            locked = select(
+                candidates.c.thread_id,
+                candidates.c[HEAD],
+                candidates.c.metadata,
+                lock.label(LOCKED),
+            )
+            return locked.order_by(candidates.c[HEAD], candidates.c.thread_id)
 
         return self._by_shape("sweep", after_key, keep, build)  # type: ignore[no-any-return]
 
@@ -248,14 +260,52 @@ class Threads(Family):
         ).select_from(cs.join(bs, literal(True)).join(ws, literal(True)))
 
     @cached_property
-    def sweep_delete(self) -> tuple[Delete, Delete]:
-        """Delete the writes and checkpoints of the threads `thread_ids` with ids below
-        `cutoff`: every row their idle latest state had, and nothing written since."""
+    def sweep_delete(self) -> Select[Any] | None:
+        """Delete every row of those threads `thread_ids` still idle (no checkpoint, in
+        any namespace, at or after `cutoff`) in one statement, returning what went:
+        `threads`, `checkpoints`, `blobs`, `writes`, `bytes` (as `batch_sizes` counts
+        them). Run after the batch took its threads' locks (`Dialect.thread_lock`), it
+        sees every checkpoint committed before them, and none commits until the batch
+        does: a thread written meanwhile is left whole. None without `cte_dml`
+        (SQLite): there the batch holds the write lock from its first statement, so
+        its threads are still idle and `delete_threads` removes them."""
+        if not self.dialect.cte_dml:
+            return None
         threads: Any = bindparam(THREAD_IDS, expanding=True)
-        cutoff = bindparam(CUTOFF, type_=Text)
-        return (
-            delete(writes).where(writes.c.thread_id.in_(threads), writes.c.checkpoint_id < cutoff),
-            delete(cp).where(cp.c.thread_id.in_(threads), cp.c.checkpoint_id < cutoff),
+        idle = (
+            select(cp.c.thread_id)
+            .where(cp.c.thread_id.in_(threads))
+            .group_by(cp.c.thread_id)
+            .having(func.max(cp.c.checkpoint_id) < bindparam(CUTOFF, type_=Text))
+            .cte("idle")
+        )
+
+        def gone(t: Any, *columns: Any) -> Any:
+            total: ColumnElement[Any] = literal(0, Integer)
+            for c in columns:
+                total = total + func.coalesce(func.length(c), 0)
+            deletion = delete(t).where(t.c.thread_id.in_(select(idle.c.thread_id)))
+            return deletion.returning(total.label(BYTES)).cte(f"gone_{t.name}")
+
+        removed = {
+            CHECKPOINTS: gone(cp, cast(cp.c.checkpoint, Text), cast(cp.c.metadata, Text)),
+            BLOBS: gone(blobs, blobs.c.blob),
+            WRITES: gone(writes, writes.c.blob),
+        }
+
+        def count(c: Any) -> Any:
+            return select(func.count()).select_from(c).scalar_subquery()
+
+        def size(c: Any) -> Any:
+            return select(func.coalesce(func.sum(c.c[BYTES]), 0)).scalar_subquery()
+
+        total: ColumnElement[Any] = literal(0, Integer)
+        for c in removed.values():
+            total = total + size(c)
+        return select(
+            count(idle).label(THREADS),
+            *(count(c).label(name) for name, c in removed.items()),
+            total.label(BYTES),
         )
 
     @cached_property

@@ -68,17 +68,21 @@ class Writes(Family):
         values = d.array_rows(
             {CHANNEL: B_CHANNEL, VERSION: B_VERSION, TYPE: B_TYPE}, {BLOB: B_BLOB}
         )
-        blob_insert = d.insert(blobs).from_select(
-            BLOB_COLUMNS,
-            select(
-                bindparam(B_THREAD_ID, type_=Text),
-                bindparam(B_CHECKPOINT_NS, type_=Text),
-                values.c.channel,
-                values.c.version,
-                values.c.type,
-                values.c.blob,
-            ),
+        rows = select(
+            bindparam(B_THREAD_ID, type_=Text),
+            bindparam(B_CHECKPOINT_NS, type_=Text),
+            values.c.channel,
+            values.c.version,
+            values.c.type,
+            values.c.blob,
         )
+        lock = d.thread_lock(bindparam(B_THREAD_ID, type_=Text), shared=True)
+        if lock is not None:
+            # The thread's shared lock, as a one-time filter (evaluated once, with or
+            # without blobs): a sweeper deleting the thread is waited for, and one
+            # that has not started yet sees this checkpoint (`Threads.sweep_delete`).
+            rows = rows.where(select(lock).scalar_subquery().is_not(None))
+        blob_insert = d.insert(blobs).from_select(BLOB_COLUMNS, rows)
         return stmt.add_cte(d.insert_or_ignore(blobs, blob_insert).cte("stored_blobs"))
 
     # -- a large blob, staged in chunks (`staged_blobs`; None elsewhere) ----------------

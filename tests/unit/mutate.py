@@ -223,8 +223,8 @@ MUTATIONS = [
     Mutation(
         "plans/test_sweep.py::test_sweep_plans_yield_what_the_real_run_did",
         P,
-        "        r.writes += max(0, int(before[WRITES]) - int(after[WRITES]))",
-        "        r.writes += max(0, int(before[WRITES]))",
+        "        r.writes += max(0, int(removed[WRITES]))",
+        "        r.writes += max(0, int(removed[BLOBS]))",
     ),
     Mutation(
         "plans/test_sweep.py::test_a_dry_run_changes_nothing",
