@@ -142,6 +142,10 @@ class Dialect:
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
 
+    def new_database(self, conn: Connection) -> None:
+        """Before migrations create our tables: settings a database takes only while it
+        has no table at all (SQLite's `auto_vacuum`); nothing elsewhere."""
+
     prepares = False
     """`prepare` has something to do (else no connection is taken for it)."""
 
@@ -367,6 +371,18 @@ class _Sqlite(Dialect):
 
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
+
+    def new_database(self, conn: Connection) -> None:
+        """A database with no table yet gets `auto_vacuum=FULL`, so the pages a sweep,
+        a prune or a deleted thread frees go back to the file system at that commit
+        (after a WAL checkpoint) instead of staying in the file. Not INCREMENTAL: its
+        `PRAGMA incremental_vacuum` frees one page per step, and the drivers' `execute`
+        steps a statement without result columns once. The mode can change only before
+        the first table, or by a `VACUUM` that rewrites the file: a database that
+        already has tables (older ones, a host app's) is left as it is
+        (docs/operations.md has the one-off commands)."""
+        if not conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+            conn.exec_driver_sql("PRAGMA auto_vacuum=FULL")
 
     def prepare(self, conn: Connection) -> None:
         """A file in SQLite's default rollback journal (`delete`) is switched to WAL,
