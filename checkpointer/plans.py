@@ -293,14 +293,7 @@ class Planner:
         checkpoint with the others: client memory stays near `BLOB_CHUNK` per statement
         whatever the value's size (`Dialect.staged_blobs`)."""
         s = self.statements
-        stage, append, store, drop = (
-            s.stage_blob,
-            s.append_blob,
-            s.put_staged_blob,
-            s.drop_staged_blob,
-        )
-        assert stage is not None
-        assert append is not None
+        store, drop = s.put_staged_blob, s.drop_staged_blob
         assert store is not None
         assert drop is not None
         small = []
@@ -309,19 +302,48 @@ class Planner:
             if data is None or not self._is_large(blob):
                 small.append(blob)
                 continue
-            size = self.blob_chunk
-            rows = yield Step(stage, {LO_CHUNK: data[:size]}, fetch=True)
-            assert rows, "lo_from_bytea returns one row"
-            lo_id = rows[0][LO_ID]
-            for offset in range(size, len(data), size):
-                chunk = data[offset : offset + size]
-                yield Step(append, {LO_ID: lo_id, LO_OFFSET: offset, LO_CHUNK: chunk})
+            lo_id = yield from self._stage(data)
             key = {k: v for k, v in blob.items() if k != BLOB}
             yield Step(store, {**key, LO_ID: lo_id})
             yield Step(drop, {LO_ID: lo_id})
         yield Step(s.put_checkpoint, _with_blob_arrays(row, small))
 
-    def _is_large(self, blob: BlobRow) -> bool:
+    def _stage(self, data: bytes) -> Steps[Any]:
+        """Send `data` in chunks of `blob_chunk` to a new large object; returns its id."""
+        s = self.statements
+        stage, append = s.stage_blob, s.append_blob
+        assert stage is not None
+        assert append is not None
+        size = self.blob_chunk
+        rows = yield Step(stage, {LO_CHUNK: data[:size]}, fetch=True)
+        assert rows, "lo_from_bytea returns one row"
+        lo_id = rows[0][LO_ID]
+        for offset in range(size, len(data), size):
+            chunk = data[offset : offset + size]
+            yield Step(append, {LO_ID: lo_id, LO_OFFSET: offset, LO_CHUNK: chunk})
+        return lo_id
+
+    def _put_writes_staged(self, rows: list[WriteRow]) -> Steps[None]:
+        """A task's writes with large values, as `_put_staged` stores large blobs: each
+        large value sent in chunks to a large object and stored from there, the
+        others in one `put_writes` statement, all in one transaction."""
+        s = self.statements
+        store, drop = s.put_staged_write, s.drop_staged_blob
+        assert store is not None
+        assert drop is not None
+        small = []
+        for write in rows:
+            if not self._is_large(write):
+                small.append(write)
+                continue
+            lo_id = yield from self._stage(write["blob"])
+            key = {k: v for k, v in write.items() if k != BLOB}
+            yield Step(store, {**key, LO_ID: lo_id})
+            yield Step(drop, {LO_ID: lo_id})
+        if small:
+            yield Step(s.put_writes, _write_arrays(small))
+
+    def _is_large(self, blob: BlobRow | WriteRow) -> bool:
         data = blob["blob"]
         return data is not None and len(data) > self.large_blob
 
@@ -335,6 +357,8 @@ class Planner:
         rows = _last_per_key(codec.encode_writes(self.serde, config, writes, task_id, task_path))
         if not rows:
             return Plan(_none())
+        if self.statements.dialect.staged_blobs and any(self._is_large(r) for r in rows):
+            return Plan(self._put_writes_staged(rows), atomic=True)
         if self.statements.dialect.batch_as_arrays:
             return Plan(_one(Step(self.statements.put_writes, _write_arrays(rows))))
         return Plan(_one(Step(self.statements.put_writes, rows)), atomic=len(rows) > 1)

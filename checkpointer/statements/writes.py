@@ -126,6 +126,20 @@ class Writes(Family):
         return select(func.lo_unlink(bindparam(LO_ID, type_=LargeObjectId), type_=Integer))
 
     @cached_property
+    def put_staged_write(self) -> Insert | None:
+        """Store one write whose value is the large object `lo_id`, as `put_writes`
+        does (a special write replaces, others are kept if already there)."""
+        d = self.dialect
+        if not d.staged_blobs:
+            return None
+        value = func.lo_get(bindparam(LO_ID, type_=LargeObjectId), type_=Blob)
+        keys = (bindparam(c, type_=Integer if c == IDX else Text) for c in WRITE_COLUMNS[:-1])
+        insert = d.insert(writes).from_select(WRITE_COLUMNS, select(*keys, value))
+        return d.upsert(
+            writes, insert, ["channel", "type", "blob", "task_path"], where=insert.excluded.idx < 0
+        )
+
+    @cached_property
     def put_writes(self) -> Insert:
         """Store a task's writes: special writes (negative idx) replace, others are kept
         if already there. With `batch_as_arrays`, one statement for the whole batch."""

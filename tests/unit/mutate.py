@@ -60,6 +60,12 @@ MUTATIONS = [
         "range(size, len(data) - 1, size)",
     ),
     Mutation(
+        "plans/test_put_staged.py::test_large_write_is_staged_in_chunks",
+        P,
+        "return Plan(self._put_writes_staged(rows), atomic=True)",
+        "return Plan(self._put_writes_staged(rows), atomic=False)",
+    ),
+    Mutation(
         "plans/test_put_staged.py::test_small_blobs_are_not_staged",
         P,
         "len(data) > self.large_blob",
