@@ -235,7 +235,13 @@ class Sweep:
         if self.dry_run:
             if self.strategy == "keep_latest":  # an upper bound: each keeps its root head
                 after = {CHECKPOINTS: len(threads), BLOBS: 0, WRITES: 0, BYTES: 0}
-        elif self.strategy == "delete":  # the write lock held since the batch began
+        elif self.strategy == "delete":
+            if not s.dialect.single_writer:
+                # only a batch that holds the write lock knows its threads are still idle
+                raise NotImplementedError(
+                    f"sweep(strategy='delete') on {s.dialect.name!r} needs thread locks and "
+                    "a one-statement `Threads.sweep_delete` (see `Dialect.thread_lock`)"
+                )
             yield from _each(s.delete_threads, {THREAD_IDS: threads})
         else:
             for thread_id in threads:
