@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import CreateSchema, DropTable
 
 from alembic import context
+from checkpointer.dialects import for_name
 from checkpointer.migrations import (
     OFFICIAL_INDEXES,
     SCHEMA_ENV,
@@ -187,6 +188,7 @@ def _create_schema(connection: Connection) -> None:
 def run_on(connection: Connection) -> None:
     validate_schema(SCHEMA, connection.dialect.name)
     _create_schema(connection)
+    for_name(connection.dialect.name).new_database(connection)
     dialect_name = connection.dialect.name
     _configure(dialect_name, connection=connection, render_as_batch=dialect_name == "sqlite")
     with context.begin_transaction():

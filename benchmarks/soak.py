@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkpointer import AsyncSQLAlchemySaver
 from checkpointer.schema import checkpoints
+from tests.private_pg import PrivatePostgres  # the fault tests' server, run from the repo root
 
-from .soak_pg import SoakPostgres
 from .workloads import agent_step, config
 
 DATABASE = "soak"
@@ -124,7 +124,7 @@ def _rss_mb() -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def _admin(server: SoakPostgres, sql: str) -> Any:
+def _admin(server: PrivatePostgres, sql: str) -> Any:
     """One query about the soak database on a fresh admin connection (None while the
     server is down)."""
     try:
@@ -134,7 +134,7 @@ def _admin(server: SoakPostgres, sql: str) -> Any:
         return None
 
 
-def _create_database(server: SoakPostgres) -> None:
+def _create_database(server: PrivatePostgres) -> None:
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{DATABASE}"')  # our constant, not input
 
@@ -144,7 +144,7 @@ CONNECTIONS = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
 
 
 async def _faults(
-    server: SoakPostgres, args: argparse.Namespace, stop: asyncio.Event, log: list[str]
+    server: PrivatePostgres, args: argparse.Namespace, stop: asyncio.Event, log: list[str]
 ) -> None:
     start = time.monotonic()
     tick = 0
@@ -166,7 +166,7 @@ async def _faults(
 
 
 async def _sampler(
-    server: SoakPostgres,
+    server: PrivatePostgres,
     engine: AsyncEngine,
     tally: Tally,
     every: float,
@@ -241,7 +241,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         lambda _loop, ctx: loop_errors.update([str(ctx.get("message"))[:80]])
     )
 
-    server = await asyncio.to_thread(SoakPostgres)
+    server = await asyncio.to_thread(PrivatePostgres)
     try:
         await asyncio.to_thread(_create_database, server)
         url = server.dsn(DATABASE).replace("postgresql://", f"postgresql+{args.driver}://")

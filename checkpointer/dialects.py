@@ -9,6 +9,8 @@
 - Data-modifying CTEs: PostgreSQL writes blobs and their checkpoint in one statement;
   SQLite needs two, in a transaction.
 - Column types: JSONB and BYTEA on PostgreSQL (`with_variant`), for `schema`.
+- Per-thread locks between writers and sweepers: transaction-level advisory locks on
+  PostgreSQL; none on SQLite, whose one writer at a time serializes them.
 - JSON: walking `channel_versions` (`jsonb_each_text` / `json_each`), and the metadata
   filter: JSONB containment (`@>`, served by a GIN index) on PostgreSQL, the same
   meaning rebuilt on SQLite from `json_extract` / `json_type` at JSON paths (bound
@@ -29,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     FromClause,
     Integer,
@@ -68,6 +71,10 @@ Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
 """Column type of a serialized value."""
 
 LargeObjectId = OID
+
+THREAD_LOCK_CLASS = literal_column("1668312436", Integer)
+"""The first key of the per-thread advisory locks (`Dialect.thread_lock`): 'cpst' as
+an int4, a constant in the SQL text."""
 """Type of a PostgreSQL large object's id (`staged_blobs`)."""
 
 
@@ -104,6 +111,21 @@ class Dialect:
     """`SELECT ... FOR UPDATE SKIP LOCKED`: concurrent sweepers take disjoint batches
     (PostgreSQL). SQLite has one writer at a time, which serializes them anyway."""
 
+    def thread_lock(
+        self, thread_id: ColumnElement[Any], *, shared: bool
+    ) -> ColumnElement[Any] | None:
+        """A lock on one thread held to the end of the transaction, or None where the
+        database serializes writers anyway (SQLite). Writers take it `shared` (waiting
+        for a sweeper), a sweeper exclusively without waiting (true if taken): a
+        checkpoint committed before the sweeper's lock is seen by its next statement,
+        and none commits between the lock and the sweeper's commit."""
+        return None
+
+    def stored_bytes(self, column: ColumnElement[Any], *, document: bool) -> ColumnElement[Any]:
+        """About how many bytes a value takes (a sweep's report): its length, a JSON
+        document's as text."""
+        return func.length(cast(column, Text) if document else column)
+
     def table_sizes(self, tables: list[Table]) -> Select[Any]:
         """Rows (`table`, `bytes`, `dead_rows`) per table. PostgreSQL asks the catalog
         (indexes and TOAST included, dead tuples from the statistics collector) for
@@ -122,6 +144,10 @@ class Dialect:
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
+
+    def new_database(self, conn: Connection) -> None:
+        """Before migrations create our tables: settings a database takes only while it
+        has no table at all (SQLite's `auto_vacuum`); nothing elsewhere."""
 
     prepares = False
     """`prepare` has something to do (else no connection is taken for it)."""
@@ -253,6 +279,21 @@ class _Postgres(Dialect):
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
 
+    def stored_bytes(self, column: ColumnElement[Any], *, document: bool) -> ColumnElement[Any]:
+        # as stored (compressed, TOAST included): casting each JSONB document to text
+        # took a third of a sweep's delete statement
+        return func.pg_column_size(column)
+
+    def thread_lock(
+        self, thread_id: ColumnElement[Any], *, shared: bool
+    ) -> ColumnElement[Any] | None:
+        # The two-int form: its keys never meet the migration lock's bigint key
+        # (pg_locks.objsubid 2 against 1), and the class keeps clear of the app's.
+        key = (THREAD_LOCK_CLASS, func.hashtext(thread_id))
+        if shared:
+            return func.pg_advisory_xact_lock_shared(*key)
+        return func.pg_try_advisory_xact_lock(*key, type_=Boolean)
+
     def table_sizes_params(self, schema: str | None) -> dict[str, Any]:
         return {SCHEMA: schema}
 
@@ -346,6 +387,18 @@ class _Sqlite(Dialect):
 
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
+
+    def new_database(self, conn: Connection) -> None:
+        """A database with no table yet gets `auto_vacuum=FULL`, so the pages a sweep,
+        a prune or a deleted thread frees go back to the file system at that commit
+        (after a WAL checkpoint) instead of staying in the file. Not INCREMENTAL: its
+        `PRAGMA incremental_vacuum` frees one page per step, and the drivers' `execute`
+        steps a statement without result columns once. The mode can change only before
+        the first table, or by a `VACUUM` that rewrites the file: a database that
+        already has tables (older ones, a host app's) is left as it is
+        (docs/operations.md has the one-off commands)."""
+        if not conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+            conn.exec_driver_sql("PRAGMA auto_vacuum=FULL")
 
     def prepare(self, conn: Connection) -> None:
         """A file in SQLite's default rollback journal (`delete`) is switched to WAL,

@@ -34,6 +34,7 @@ import asyncio
 import inspect
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -781,6 +782,17 @@ class _Failed(Exception):
         self.error, self.sql, self.params = error, sql, params
 
 
+def _sqlite_of(driver: Any) -> Any:
+    """The sqlite3 connection under an aiosqlite one. One closed under the pool raises
+    aiosqlite's ValueError ("no active connection"): carried out as the OperationalError
+    SQLAlchemy's adapter makes of it, which `wrapped` counts as a lost connection (the
+    pool invalidated, the call retried on a fresh one) instead of a bare ValueError."""
+    try:
+        return driver._conn
+    except ValueError as error:
+        raise _Failed(sqlite3.OperationalError(str(error)), "", None) from error
+
+
 def _sqlite_why_not(engine: Engine) -> str | None:
     if not hasattr(SQLCompiler, "construct_expanded_state"):
         return "SQLAlchemy's compiled statements have no 'construct_expanded_state'"
@@ -891,7 +903,7 @@ class SqlitePath(FastPath):
             return await greenlet_spawn(self._run, plan, drive, args)
         try:
             driver: Any = fairy.driver_connection
-            return await driver._execute(self._on, driver._conn, plan, drive, args)
+            return await driver._execute(self._on, _sqlite_of(driver), plan, drive, args)
         except _Failed as failed:
             wrapped = await greenlet_spawn(
                 self.wrapped, failed.error, failed.sql, failed.params, fairy, None
@@ -952,7 +964,7 @@ class SqlitePath(FastPath):
         try:
             driver: Any = fairy.driver_connection
             if self.threaded:
-                job = driver._execute(self._on, driver._conn, plan, drive, args)
+                job = driver._execute(self._on, _sqlite_of(driver), plan, drive, args)
                 return await_only(job)
             outcome = self._on(driver, plan, drive, args)
             if not driver.in_transaction:
@@ -1180,7 +1192,10 @@ class SqlitePath(FastPath):
             raw.isolation_level = saved
 
     def _on(self, raw: Any, plan: Any, drive: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        saved = raw.isolation_level
+        try:
+            saved = raw.isolation_level
+        except sqlite3.ProgrammingError as error:  # closed under the pool: a lost one
+            raise _Failed(error, "", None) from error
         raw.isolation_level = None  # sqlite3's autocommit: no implicit BEGIN
 
         def execute(step: Step) -> Rows | None:

@@ -80,6 +80,7 @@ from .rows import (
     LO_CHUNK,
     LO_ID,
     LO_OFFSET,
+    LOCKED,
     METADATA,
     NEWEST,
     OLDEST,
@@ -171,11 +172,14 @@ class Sweep:
     batch removed (or would remove, with `dry_run`).
 
     A batch selects idle threads (latest root checkpoint id below `cutoff`) oldest
-    first after the previous batch's last one, locking them on PostgreSQL and skipping
-    threads another sweeper holds; then, inside the same transaction, removes their
-    rows below `cutoff` (`delete`) or prunes each to its latest state (`keep_latest`).
-    A checkpoint written after the thread went idle has a greater id than `cutoff`
-    and is never touched."""
+    first after the previous batch's last one and takes their locks, leaving out
+    threads another sweeper or a writer holds (PostgreSQL; SQLite's batch holds the
+    write lock from its first statement). Then, inside the same transaction, it
+    removes every row of the threads still idle (`delete`: a thread that got a
+    checkpoint since it was selected is left whole) or prunes each to its latest state
+    (`keep_latest`). A checkpoint written after the thread went idle has a greater id
+    than `cutoff` and is never touched; a writer that comes while the batch holds the
+    thread waits for its commit."""
 
     def __init__(
         self,
@@ -216,28 +220,44 @@ class Sweep:
         if not rows:
             return
         self._after = (rows[-1][HEAD], rows[-1][THREAD_ID])
-        threads = [r[THREAD_ID] for r in rows]
+        # a candidate whose lock is held (another sweeper's, a writer's) is left out
+        threads = [r[THREAD_ID] for r in rows if self.dry_run or r.get(LOCKED, True)]
+        if not threads:
+            return
+        delete_idle = s.sweep_delete
+        if self.strategy == "delete" and not self.dry_run and delete_idle is not None:
+            params = {THREAD_IDS: threads, CUTOFF: self.cutoff}
+            gone = ((yield Step(delete_idle, params, fetch=True)) or [{}])[0]
+            self._add(int(gone[THREADS]), gone)
+            return
         before = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
         after: Mapping[str, Any] = {CHECKPOINTS: 0, BLOBS: 0, WRITES: 0, BYTES: 0}
         if self.dry_run:
             if self.strategy == "keep_latest":  # an upper bound: each keeps its root head
                 after = {CHECKPOINTS: len(threads), BLOBS: 0, WRITES: 0, BYTES: 0}
         elif self.strategy == "delete":
-            for deletion in s.sweep_delete:
-                yield Step(deletion, {THREAD_IDS: threads, CUTOFF: self.cutoff})
-            yield Step(s.delete_unreferenced_blobs, {THREAD_IDS: threads})
-            after = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
+            if not s.dialect.single_writer:
+                # only a batch that holds the write lock knows its threads are still idle
+                raise NotImplementedError(
+                    f"sweep(strategy='delete') on {s.dialect.name!r} needs thread locks and "
+                    "a one-statement `Threads.sweep_delete` (see `Dialect.thread_lock`)"
+                )
+            yield from _each(s.delete_threads, {THREAD_IDS: threads})
         else:
             for thread_id in threads:
                 yield from p._keep_newest(thread_id, 1)
             after = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
+        kinds = (CHECKPOINTS, BLOBS, WRITES, BYTES)
+        self._add(len(threads), {k: int(before[k] or 0) - int(after[k] or 0) for k in kinds})
+
+    def _add(self, threads: int, removed: Mapping[str, Any]) -> None:
         r = self.report
         r.batches += 1
-        r.threads += len(threads)
-        r.checkpoints += max(0, int(before[CHECKPOINTS]) - int(after[CHECKPOINTS]))
-        r.blobs += max(0, int(before[BLOBS]) - int(after[BLOBS]))
-        r.writes += max(0, int(before[WRITES]) - int(after[WRITES]))
-        r.bytes += max(0, int(before[BYTES] or 0) - int(after[BYTES] or 0))
+        r.threads += threads
+        r.checkpoints += max(0, int(removed[CHECKPOINTS]))
+        r.blobs += max(0, int(removed[BLOBS]))
+        r.writes += max(0, int(removed[WRITES]))
+        r.bytes += max(0, int(removed[BYTES] or 0))
 
 
 class Planner:
@@ -279,14 +299,7 @@ class Planner:
         checkpoint with the others: client memory stays near `BLOB_CHUNK` per statement
         whatever the value's size (`Dialect.staged_blobs`)."""
         s = self.statements
-        stage, append, store, drop = (
-            s.stage_blob,
-            s.append_blob,
-            s.put_staged_blob,
-            s.drop_staged_blob,
-        )
-        assert stage is not None
-        assert append is not None
+        store, drop = s.put_staged_blob, s.drop_staged_blob
         assert store is not None
         assert drop is not None
         small = []
@@ -295,19 +308,48 @@ class Planner:
             if data is None or not self._is_large(blob):
                 small.append(blob)
                 continue
-            size = self.blob_chunk
-            rows = yield Step(stage, {LO_CHUNK: data[:size]}, fetch=True)
-            assert rows, "lo_from_bytea returns one row"
-            lo_id = rows[0][LO_ID]
-            for offset in range(size, len(data), size):
-                chunk = data[offset : offset + size]
-                yield Step(append, {LO_ID: lo_id, LO_OFFSET: offset, LO_CHUNK: chunk})
+            lo_id = yield from self._stage(data)
             key = {k: v for k, v in blob.items() if k != BLOB}
             yield Step(store, {**key, LO_ID: lo_id})
             yield Step(drop, {LO_ID: lo_id})
         yield Step(s.put_checkpoint, _with_blob_arrays(row, small))
 
-    def _is_large(self, blob: BlobRow) -> bool:
+    def _stage(self, data: bytes) -> Steps[Any]:
+        """Send `data` in chunks of `blob_chunk` to a new large object; returns its id."""
+        s = self.statements
+        stage, append = s.stage_blob, s.append_blob
+        assert stage is not None
+        assert append is not None
+        size = self.blob_chunk
+        rows = yield Step(stage, {LO_CHUNK: data[:size]}, fetch=True)
+        assert rows, "lo_from_bytea returns one row"
+        lo_id = rows[0][LO_ID]
+        for offset in range(size, len(data), size):
+            chunk = data[offset : offset + size]
+            yield Step(append, {LO_ID: lo_id, LO_OFFSET: offset, LO_CHUNK: chunk})
+        return lo_id
+
+    def _put_writes_staged(self, rows: list[WriteRow]) -> Steps[None]:
+        """A task's writes with large values, as `_put_staged` stores large blobs: each
+        large value sent in chunks to a large object and stored from there, the
+        others in one `put_writes` statement, all in one transaction."""
+        s = self.statements
+        store, drop = s.put_staged_write, s.drop_staged_blob
+        assert store is not None
+        assert drop is not None
+        small = []
+        for write in rows:
+            if not self._is_large(write):
+                small.append(write)
+                continue
+            lo_id = yield from self._stage(write["blob"])
+            key = {k: v for k, v in write.items() if k != BLOB}
+            yield Step(store, {**key, LO_ID: lo_id})
+            yield Step(drop, {LO_ID: lo_id})
+        if small:
+            yield Step(s.put_writes, _write_arrays(small))
+
+    def _is_large(self, blob: BlobRow | WriteRow) -> bool:
         data = blob["blob"]
         return data is not None and len(data) > self.large_blob
 
@@ -321,6 +363,8 @@ class Planner:
         rows = _last_per_key(codec.encode_writes(self.serde, config, writes, task_id, task_path))
         if not rows:
             return Plan(_none())
+        if self.statements.dialect.staged_blobs and any(self._is_large(r) for r in rows):
+            return Plan(self._put_writes_staged(rows), atomic=True)
         if self.statements.dialect.batch_as_arrays:
             return Plan(_one(Step(self.statements.put_writes, _write_arrays(rows))))
         return Plan(_one(Step(self.statements.put_writes, rows)), atomic=len(rows) > 1)

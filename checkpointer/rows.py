@@ -16,10 +16,11 @@ Rows, by statement (a tagged row leaves NULL what its kind lacks):
 - `prune_newest`: `CHECKPOINT_NS`, `CHECKPOINT_ID`, `RANK`, `COUNT`,
   `PARENT_CHECKPOINT_ID`, `METADATA`, `PARENT_SENDS`, `VERSIONS`.
 - `thread_page`: `THREAD_ID`, `HEAD`, `METADATA`, `FIRST`, `CHECKPOINTS`; `thread_count`:
-  `COUNT`; `sweep_batch`: `THREAD_ID`, `HEAD`, `METADATA`; `batch_sizes`: `CHECKPOINTS`,
-  `BLOBS`, `WRITES`, `BYTES`; `table_rows`: `TABLE`, `ROWS`; `table_sizes`: `TABLE`,
-  `BYTES`, `DEAD_ROWS`; `activity`: `THREADS`, `CHECKPOINTS`, `OLDEST`, `NEWEST`;
-  `largest_threads`: `THREAD_ID`, `BYTES`.
+  `COUNT`; `sweep_batch`: `THREAD_ID`, `HEAD`, `METADATA` (and `LOCKED` where the dialect has
+  thread locks); `batch_sizes`: `CHECKPOINTS`, `BLOBS`, `WRITES`, `BYTES`; `sweep_delete`:
+  `THREADS`, `CHECKPOINTS`, `BLOBS`, `WRITES`, `BYTES`; `table_rows`: `TABLE`, `ROWS`;
+  `table_sizes`: `TABLE`, `BYTES`, `DEAD_ROWS`; `activity`: `THREADS`, `CHECKPOINTS`,
+  `OLDEST`, `NEWEST`; `largest_threads`: `THREAD_ID`, `BYTES`.
 - `keep_chain(n)`: `CHECKPOINT_ID`; `run_threads`: `THREAD_ID`.
 """
 
@@ -170,6 +171,8 @@ NEWEST: Final = "newest"
 KEEP_LAST: Final = "keep_last"
 """Checkpoints kept per namespace (`prune_newest`)."""
 CUTOFF: Final = "cutoff"
+LOCKED: Final = "locked"
+"""Whether a sweep batch took a candidate thread's lock (`sweep_batch`)."""
 """The smallest id a sweep leaves alone: threads whose latest id is lower are idle."""
 AFTER_ID: Final = "after_id"
 AFTER_THREAD: Final = "after_thread"

@@ -1,7 +1,7 @@
 """Peak extra memory of one `put`/`aput` of a large `bytes` channel value, measured in a
 process of its own (run by `tests/runtime/test_memory.py`, or by hand):
 
-    python -m tests.memory_probe KIND URL [MB]
+    python -m tests.memory_probe KIND URL [MB] [put|put_writes]
 
 KIND is `asyncpg`, `psycopg`, `psycopg-async`, `sqlite`, `aiosqlite` (our savers) or
 `official-pg` (langgraph-checkpoint-postgres, for comparison). Prints one JSON line:
@@ -59,6 +59,11 @@ def _before() -> int:
     return _status("VmRSS")
 
 
+CALL = "put"
+"""`put` (a checkpoint whose channel holds the value) or `put_writes` (a task's write
+of the value to a checkpoint)."""
+
+
 def _sync(kind: str, url: str, size: int) -> dict[str, int]:
     from sqlalchemy import create_engine
 
@@ -66,11 +71,15 @@ def _sync(kind: str, url: str, size: int) -> dict[str, int]:
 
     engine = create_engine(url)
     saver = SQLAlchemySaver(engine)
-    saver.put(*_checkpoint(b"warm-up"), {"big": "1"})
+    stored = saver.put(*_checkpoint(b"warm-up"), {"big": "1"})
+    saver.put_writes(stored, [("big", b"warm-up")], "task")
     big = _value(size)
     config, checkpoint, versions = _checkpoint(big)
     before = _before()
-    saver.put(config, checkpoint, {}, versions)
+    if CALL == "put_writes":
+        saver.put_writes(stored, [("big", big)], "task")
+    else:
+        saver.put(config, checkpoint, {}, versions)
     peak = _status("VmHWM")
     engine.dispose()
     return {"size": size, "before": before, "peak": peak}
@@ -83,11 +92,15 @@ async def _async(kind: str, url: str, size: int) -> dict[str, int]:
 
     engine = create_async_engine(url)
     saver = AsyncSQLAlchemySaver(engine)
-    await saver.aput(*_checkpoint(b"warm-up"), {"big": "1"})
+    stored = await saver.aput(*_checkpoint(b"warm-up"), {"big": "1"})
+    await saver.aput_writes(stored, [("big", b"warm-up")], "task")
     big = _value(size)
     config, checkpoint, versions = _checkpoint(big)
     before = _before()
-    await saver.aput(config, checkpoint, {}, versions)
+    if CALL == "put_writes":
+        await saver.aput_writes(stored, [("big", big)], "task")
+    else:
+        await saver.aput(config, checkpoint, {}, versions)
     peak = _status("VmHWM")
     await engine.dispose()
     return {"size": size, "before": before, "peak": peak}
@@ -120,4 +133,5 @@ def measure(kind: str, url: str, size: int) -> dict[str, int]:
 if __name__ == "__main__":
     kind, url = sys.argv[1], sys.argv[2]
     size = int(sys.argv[3]) * MB if len(sys.argv) > 3 else 200 * MB
+    CALL = sys.argv[4] if len(sys.argv) > 4 else "put"
     print(json.dumps(measure(kind, url, size)))

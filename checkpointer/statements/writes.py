@@ -68,17 +68,21 @@ class Writes(Family):
         values = d.array_rows(
             {CHANNEL: B_CHANNEL, VERSION: B_VERSION, TYPE: B_TYPE}, {BLOB: B_BLOB}
         )
-        blob_insert = d.insert(blobs).from_select(
-            BLOB_COLUMNS,
-            select(
-                bindparam(B_THREAD_ID, type_=Text),
-                bindparam(B_CHECKPOINT_NS, type_=Text),
-                values.c.channel,
-                values.c.version,
-                values.c.type,
-                values.c.blob,
-            ),
+        rows = select(
+            bindparam(B_THREAD_ID, type_=Text),
+            bindparam(B_CHECKPOINT_NS, type_=Text),
+            values.c.channel,
+            values.c.version,
+            values.c.type,
+            values.c.blob,
         )
+        lock = d.thread_lock(bindparam(B_THREAD_ID, type_=Text), shared=True)
+        if lock is not None:
+            # The thread's shared lock, as a one-time filter (evaluated once, with or
+            # without blobs): a sweeper deleting the thread is waited for, and one
+            # that has not started yet sees this checkpoint (`Threads.sweep_delete`).
+            rows = rows.where(select(lock).scalar_subquery().is_not(None))
+        blob_insert = d.insert(blobs).from_select(BLOB_COLUMNS, rows)
         return stmt.add_cte(d.insert_or_ignore(blobs, blob_insert).cte("stored_blobs"))
 
     # -- a large blob, staged in chunks (`staged_blobs`; None elsewhere) ----------------
@@ -120,6 +124,20 @@ class Writes(Family):
         if not self.dialect.staged_blobs:
             return None
         return select(func.lo_unlink(bindparam(LO_ID, type_=LargeObjectId), type_=Integer))
+
+    @cached_property
+    def put_staged_write(self) -> Insert | None:
+        """Store one write whose value is the large object `lo_id`, as `put_writes`
+        does (a special write replaces, others are kept if already there)."""
+        d = self.dialect
+        if not d.staged_blobs:
+            return None
+        value = func.lo_get(bindparam(LO_ID, type_=LargeObjectId), type_=Blob)
+        keys = (bindparam(c, type_=Integer if c == IDX else Text) for c in WRITE_COLUMNS[:-1])
+        insert = d.insert(writes).from_select(WRITE_COLUMNS, select(*keys, value))
+        return d.upsert(
+            writes, insert, ["channel", "type", "blob", "task_path"], where=insert.excluded.idx < 0
+        )
 
     @cached_property
     def put_writes(self) -> Insert:

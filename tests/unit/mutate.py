@@ -60,6 +60,12 @@ MUTATIONS = [
         "range(size, len(data) - 1, size)",
     ),
     Mutation(
+        "plans/test_put_staged.py::test_large_write_is_staged_in_chunks",
+        P,
+        "return Plan(self._put_writes_staged(rows), atomic=True)",
+        "return Plan(self._put_writes_staged(rows), atomic=False)",
+    ),
+    Mutation(
         "plans/test_put_staged.py::test_small_blobs_are_not_staged",
         P,
         "len(data) > self.large_blob",
@@ -223,8 +229,8 @@ MUTATIONS = [
     Mutation(
         "plans/test_sweep.py::test_sweep_plans_yield_what_the_real_run_did",
         P,
-        "        r.writes += max(0, int(before[WRITES]) - int(after[WRITES]))",
-        "        r.writes += max(0, int(before[WRITES]))",
+        "        r.writes += max(0, int(removed[WRITES]))",
+        "        r.writes += max(0, int(removed[BLOBS]))",
     ),
     Mutation(
         "plans/test_sweep.py::test_a_dry_run_changes_nothing",

@@ -16,11 +16,17 @@ NOT_RUN = {
     ("postgresql", "put_blobs"),
     *(
         ("postgresql", name)
-        for name in ("stage_blob", "append_blob", "put_staged_blob", "drop_staged_blob")
+        for name in (
+            "stage_blob",
+            "append_blob",
+            "put_staged_blob",
+            "put_staged_write",
+            "drop_staged_blob",
+        )
     ),
 }
-"""PostgreSQL writes blobs inside `put_checkpoint` (`cte_dml`). Blobs over 16 MB are
-staged in chunks (`Planner._put_staged`): too big to record; driven with small
+"""PostgreSQL writes blobs inside `put_checkpoint` (`cte_dml`). Blobs and write values
+over 16 MB are staged in chunks (`Planner._stage`): too big to record; driven with small
 thresholds in plans/test_put_staged.py, run for real in tests/runtime/test_memory.py."""
 
 

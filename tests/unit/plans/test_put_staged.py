@@ -18,7 +18,7 @@ def test_large_blob_is_staged_in_chunks() -> None:
     """Steps: stage (first chunk, fetch), append the rest at their offsets, store, drop,
     then `put_checkpoint` with only the small blob; the plan is atomic.
     Mutation: `range(size, len(data), size)` -> `range(size, len(data) - 1, size)` in
-    `Planner._put_staged` -> fails (the last chunk is not sent)."""
+    `Planner._stage` -> fails (the last chunk is not sent)."""
     p = planner("postgresql")
     p.large_blob, p.blob_chunk = 10, 4
     checkpoint: Any = empty_checkpoint()
@@ -63,3 +63,38 @@ def test_small_blobs_are_not_staged() -> None:
     step = next(plan.steps)
     assert step.statement is p.statements.put_checkpoint
     assert not plan.atomic
+
+
+def test_large_write_is_staged_in_chunks() -> None:
+    """`put_writes` with a value over `large_blob`: staged like a blob, stored from the
+    large object by `put_staged_write` (its keys, idx included), the object dropped,
+    the small writes in one `put_writes` after; atomic.
+    Mutation: `return Plan(self._put_writes_staged(rows), atomic=True)` -> `atomic=False`
+    in `Planner.put_writes` -> fails."""
+    p = planner("postgresql")
+    p.large_blob, p.blob_chunk = 10, 4
+    config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": "c"}}
+    big = b"y" * 11
+    plan = p.put_writes(config, [("a", "small"), ("b", big)], "task", "")
+    assert plan.atomic
+    s = p.statements
+    steps, rows = [], None
+    try:
+        while True:
+            step = plan.steps.send(rows)
+            steps.append(step)
+            rows = [{LO_ID: 7}] if step.fetch else None
+    except StopIteration:
+        pass
+    assert [step.statement for step in steps] == [
+        s.stage_blob, s.append_blob, s.append_blob,
+        s.put_staged_write, s.drop_staged_blob, s.put_writes,
+    ]  # fmt: skip
+    stored = params(steps[3])
+    assert (stored[LO_ID], stored["channel"], stored["idx"], stored["task_id"]) == (
+        7,
+        "b",
+        1,
+        "task",
+    )
+    assert params(steps[5])["w_channel"] == ["a"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from langgraph.checkpoint.serde.types import TASKS
+from sqlalchemy import literal
 from sqlalchemy.engine.interfaces import Dialect as SQLDialect
 from sqlalchemy.sql.base import Executable
 
@@ -49,9 +50,11 @@ KEYS: dict[str, dict[str, set[str] | None]] = {
         "stage_blob": {"lo_chunk"},
         "append_blob": {"lo_id", "lo_offset", "lo_chunk"},
         "put_staged_blob": (BLOB - {"blob"}) | {"lo_id"},
+        "put_staged_write": (WRITE - {"blob"}) | {"lo_id"},
         "drop_staged_blob": {"lo_id"},
         "table_sizes": {"schema"},
         "file_pages": None,
+        "sweep_delete": {"thread_ids", "cutoff"},
     },
     "sqlite": {
         "put_checkpoint": CHECKPOINT,
@@ -60,9 +63,11 @@ KEYS: dict[str, dict[str, set[str] | None]] = {
         "stage_blob": None,
         "append_blob": None,
         "put_staged_blob": None,
+        "put_staged_write": None,
         "drop_staged_blob": None,
         "table_sizes": set(),
         "file_pages": set(),
+        "sweep_delete": None,
     },
 }
 """The keys each statement binds: the parameters its plan must pass (`None`: the
@@ -316,7 +321,10 @@ def _labelled(s: Statements) -> Iterator[tuple[str, Any, list[str], set[str]]]:
     yield "prune_newest", s.prune_newest, NEWEST, set()
     yield "thread_page", s.thread_page(ThreadShape(), None)[0], THREAD_PAGE, set()
     yield "thread_count", s.thread_count(ThreadShape(), None)[0], [rows.COUNT], set()
-    yield "sweep_batch", s.sweep_batch(False, None)[0], SWEEP, set()
+    locked = [rows.LOCKED] if s.dialect.thread_lock(literal("t"), shared=False) is not None else []
+    yield "sweep_batch", s.sweep_batch(False, None)[0], SWEEP + locked, set()
+    if s.sweep_delete is not None:
+        yield "sweep_delete", s.sweep_delete, [rows.THREADS, *SIZES], set()
     yield "batch_sizes", s.batch_sizes, SIZES, set()
     yield "table_rows", s.table_rows, [rows.TABLE, rows.ROWS], set()
     yield "table_sizes", s.table_sizes, [rows.TABLE, rows.BYTES, rows.DEAD_ROWS], set()
