@@ -57,6 +57,16 @@ checkpoint_writes = Table(
     Column("task_path", Text, nullable=False, server_default=""),
 )
 
+# Settings of the database itself (revision 0005): `blob_encoding` = "incremental" once a
+# saver with that option has written (or may write) encoded blob rows, so a saver
+# without it refuses the database instead of misreading it (`checkpointer.incremental`).
+checkpointer_settings = Table(
+    "checkpointer_settings",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 # The run id of a checkpoint, as an expression whose key is a constant in the SQL text:
 # PostgreSQL matches an expression index only against the same expression, and a bound
 # key (`metadata ->> $1`) would not match it under a generic plan.
