@@ -13,7 +13,20 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Integer, Select, Text, bindparam, cast, delete, func, select, true, tuple_
+from sqlalchemy import (
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    except_,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy import update as update_
 from sqlalchemy.sql.expression import Delete, Insert, Update
 
@@ -133,14 +146,14 @@ class EncodedGarbage(Family):
             delta.c.thread_id,
             delta.c.checkpoint_ns,
             delta.c.channel,
-            func.substr(delta.c.type, len(incremental.DELTA) + 1, type_=Text),
+            func.substr(delta.c.type, literal(len(incremental.DELTA) + 1), type_=Text),
         ).where(
             delta.c.thread_id.in_(threads),
-            delta.c.type.startswith(incremental.DELTA, autoescape=True),
+            delta.c.type.like(literal(incremental.DELTA + "%", Text)),
             tuple_(delta.c.thread_id, delta.c.checkpoint_ns, delta.c.channel, delta.c.version).in_(
                 referenced
             ),
         )
         stored = select(*key).where(blobs.c.thread_id.in_(threads))
-        garbage = stored.except_(referenced).except_(bases)
+        garbage = except_(stored, referenced, bases)
         return delete(blobs).where(blobs.c.thread_id.in_(threads), tuple_(*key).in_(garbage))

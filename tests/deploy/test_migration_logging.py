@@ -62,7 +62,7 @@ def test_code_logs_what_it_applies_and_downgrade_base_cleans_up(
         caplog.clear()
         with with_conn(url) as conn:
             assert upgrade(conn, "0002", schema=schema) == ["0001", "0002"]
-            assert upgrade(conn, schema=schema) == ["0003", "0004"]
+            assert upgrade(conn, schema=schema) == ["0003", "0004", "0005"]
             assert upgrade(conn, schema=schema) == []  # nothing to do, nothing logged
             first, second = _messages(caplog)
             assert first.startswith("applied revisions 0001, 0002 to ")
@@ -73,10 +73,10 @@ def test_code_logs_what_it_applies_and_downgrade_base_cleans_up(
             downgrade(conn, "base", schema=schema)
             assert table_names(conn, schema) & OURS == set()
             reverted, removed = _messages(caplog)
-            assert reverted.startswith("reverted revisions 0004, 0003, 0002, 0001 on ")
+            assert reverted.startswith("reverted revisions 0005, 0004, 0003, 0002, 0001 on ")
             assert reverted.endswith("; now at base")
             assert removed.startswith(f"removed {VERSION_TABLE} from ")
-            assert upgrade(conn, schema=schema) == ["0001", "0002", "0003", "0004"]
+            assert upgrade(conn, schema=schema) == ["0001", "0002", "0003", "0004", "0005"]
             assert versions(conn, schema) == [head()]
         assert all(r.levelno == logging.INFO for r in caplog.records if r.name == LOGGER)
 
@@ -89,7 +89,7 @@ def test_a_partial_downgrade_keeps_the_version_table(fresh_url: str) -> None:
         downgrade(conn, "base")
         assert VERSION_TABLE not in table_names(conn)
         downgrade(conn, "base")  # again, with nothing left: a no-op
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005"]
 
 
 async def test_setup_logs_through_the_async_path(
@@ -98,7 +98,7 @@ async def test_setup_logs_through_the_async_path(
     caplog.set_level(logging.INFO, logger="checkpointer")
     engine = create_async_engine(database_url(fresh_pg))
     try:
-        assert await AsyncSQLAlchemySaver(engine).setup() == ["0001", "0002", "0003", "0004"]
+        assert await AsyncSQLAlchemySaver(engine).setup() == ["0001", "0002", "0003", "0004", "0005"]
     finally:
         await engine.dispose()
     (applied,) = _messages(caplog)

@@ -89,7 +89,7 @@ def test_0003_completes_an_upgrade_that_stopped_halfway(fresh_pg: str) -> None:
                     )
                 )
                 conn.commit()
-            assert upgrade(conn) == ["0003", "0004"]
+            assert upgrade(conn) == ["0003", "0004", "0005"]
             assert _gin_options(conn) == ["fastupdate=off"]
             _check(conn)
 
@@ -113,7 +113,7 @@ def test_cli_round_trip(fresh_pg: str) -> None:
     with with_conn(url) as conn:
         assert not (OURS | {"checkpointer_alembic_version"}) & table_names(conn)
     with with_conn(url) as conn:
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005"]
         assert table_names(conn) >= OURS
         assert versions(conn) == [head()]
         assert _indexes(conn) >= PG_INDEXES
@@ -130,7 +130,7 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
         assert upgrade(conn, "0002") == ["0002"]
         assert (_indexes(conn) & PG_INDEXES) == (PG_INDEXES if postgres else set())
         assert _gin_options(conn) == ([] if postgres else None)
-        assert upgrade(conn) == ["0003", "0004"]
+        assert upgrade(conn) == ["0003", "0004", "0005"]
         assert _gin_options(conn) == (["fastupdate=off"] if postgres else None)
         assert upgrade(conn) == []  # at head: nothing to do
         downgrade(conn, "0002")
@@ -142,7 +142,7 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
         assert table_names(conn) >= OURS
         downgrade(conn, "base")
         assert not OURS & table_names(conn)
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005"]
         _check(conn)
 
 
