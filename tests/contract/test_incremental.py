@@ -356,7 +356,8 @@ async def test_operations_keep_every_kept_checkpoint_readable(
     sweeps (keep_latest, delete) and delete_thread on threads of 60 encoded steps: what
     they keep reads back exactly, by a saver that remembers nothing, and at least one
     kept delta's base was referenced by no kept checkpoint (the case that needs it).
-    Mutation: `EncodedStatements` -> `Statements` in `for_dialect` -> fails."""
+    Mutations: `EncodedStatements` -> `Statements` in `for_dialect` -> fails; drop the
+    parent check in `Encoder.encode` -> fails (a delta names a deleted thread's base)."""
     engine = engines[0]
     saver = AsyncSQLAlchemySaver(engine, blob_encoding=INC)
     await grow(saver, "src", 60, runs=3)
@@ -400,12 +401,21 @@ async def test_operations_keep_every_kept_checkpoint_readable(
 
     await saver.adelete_thread("src/copy")
     assert await all_readable(engine, "src/copy") == {}
-    # the same thread id again, from the same saver (whose memory knew the old thread)
-    await grow(saver, "src/copy", 10)
-    assert len(await all_readable(engine, "src/copy")) == 10
+    await saver.adelete_thread("src")
+    # the same thread id again, from the saver that wrote it (its memory knew the old
+    # thread, whose bases are gone), starting with a list large enough to encode
+    messages: list[Any] = []
+    for step in range(4):
+        messages += [HumanMessage(words(("src", step, 0)), id=f"{step}-0")]
+        messages += [AIMessage(words(("src", step, 1)), id=f"{step}-1")]
+    versions: dict[str, str] = {}
+    parent: RunnableConfig | None = None
+    for step in range(4, 14):
+        parent = await put_step(saver, "src", step, parent, messages, versions)
+    assert len(await all_readable(engine, "src")) == 10
 
     await saver.asweep(idle_for=timedelta(0), strategy="delete", now=future)
-    for thread in ("src", "src/swept", "src/copy", "runs"):
+    for thread in ("src", "src/swept", "runs"):
         assert await all_readable(engine, thread) == {}
 
 
@@ -416,7 +426,8 @@ async def test_two_writers_a_failed_put_and_a_restart(
     turns and fork it concurrently; a put that fails at the checkpoint statement (after
     its blobs, on SQLite) is rolled back and not remembered; a new saver (a restart)
     carries on. A saver that remembers nothing reads every checkpoint exactly.
-    Mutation: call `committed` before running the plan in `aio._run` -> fails."""
+    Mutation: drop `head.base.version == version` in `Encoder._remembered` -> fails (a
+    reader decodes one writer's delta with the other writer's base)."""
     import asyncio
 
     a = AsyncSQLAlchemySaver(engines[0], blob_encoding=INC)
@@ -455,7 +466,7 @@ async def test_two_writers_a_failed_put_and_a_restart(
 
         failed = 0
         for i in range(12):
-            fail["on"] = i in (3, 8)
+            fail["on"] = i in (0, 8)  # 0: `a` did not write the parent: a full copy
             before = (dict(versions), list(messages))
             try:
                 parent = await put_step(a, "two", step, parent, messages, versions)
