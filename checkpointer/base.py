@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import codec, fastpath, incremental, migrations, retry
 from .plans import DecodeBlobs, Emit, Plan, Planner, Rows, Step
+from .rows import SETTING_NAME
 from .statements import for_dialect
 
 T = TypeVar("T")
@@ -139,6 +140,7 @@ class SaverBase(BaseCheckpointSaver[str]):
             incremental.require_zstd()
         statements = for_dialect(dialect_name, encoder is not None)
         self._planner = Planner(statements, self.serde, encoder)
+        self._dialect_name = dialect_name
         self._encoding_checked = False
         """The database's `blob_encoding` setting was recorded or checked (`_first_use`)."""
         self._schema_ready = False
@@ -264,6 +266,14 @@ class SaverBase(BaseCheckpointSaver[str]):
     def _check_encoding(self, conn: Connection) -> None:
         """Record that this saver writes encoded blob rows, or (without the option)
         refuse a database where such rows may exist (`BlobEncodingError`)."""
+        if self.blob_encoding == incremental.AUTO:
+            s = self._planner.statements
+            found = conn.execute(s.get_setting, {SETTING_NAME: incremental.SETTING}).scalar()
+            if found == incremental.NAME and self._planner.encoder is None:
+                incremental.require_zstd()
+                statements = for_dialect(self._dialect_name, True)
+                self._planner = Planner(statements, self.serde, incremental.Encoder())
+            return
         plan = self._planner.record_encoding()
 
         def execute(step: Step) -> Rows | None:

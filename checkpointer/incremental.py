@@ -43,7 +43,10 @@ DELTA = PREFIX + "delta:"
 NAME = "incremental"
 """The `blob_encoding` value that turns the encoding on (`PLAIN` is the default)."""
 PLAIN = "plain"
-ENCODINGS = (PLAIN, NAME)
+AUTO = "auto"
+"""Follow the database: read encoded rows where it records them, never turn the encoding
+on (the `checkpointer` command's savers)."""
+ENCODINGS = (PLAIN, NAME, AUTO)
 
 SETTING = "blob_encoding"
 """The `checkpointer_settings` row that records encoded rows may exist."""
