@@ -135,12 +135,13 @@ class SaverBase(BaseCheckpointSaver[str]):
                 + ", ".join(repr(e) for e in incremental.ENCODINGS)
             )
         self.blob_encoding = blob_encoding
-        encoder = incremental.Encoder() if blob_encoding == incremental.NAME else None
-        if encoder is not None:
-            incremental.require_zstd()
+        encoder = None
+        if blob_encoding != incremental.PLAIN:
+            encoder = incremental.Encoder(writes=blob_encoding == incremental.NAME)
+            if blob_encoding == incremental.NAME:
+                incremental.require_zstd()
         statements = for_dialect(dialect_name, encoder is not None)
         self._planner = Planner(statements, self.serde, encoder)
-        self._dialect_name = dialect_name
         self._encoding_checked = False
         """The database's `blob_encoding` setting was recorded or checked (`_first_use`)."""
         self._schema_ready = False
@@ -266,13 +267,11 @@ class SaverBase(BaseCheckpointSaver[str]):
     def _check_encoding(self, conn: Connection) -> None:
         """Record that this saver writes encoded blob rows, or (without the option)
         refuse a database where such rows may exist (`BlobEncodingError`)."""
-        if self.blob_encoding == incremental.AUTO:
+        encoder = self._planner.encoder
+        if encoder is not None and self.blob_encoding == incremental.AUTO:
             s = self._planner.statements
             found = conn.execute(s.get_setting, {SETTING_NAME: incremental.SETTING}).scalar()
-            if found == incremental.NAME and self._planner.encoder is None:
-                incremental.require_zstd()
-                statements = for_dialect(self._dialect_name, True)
-                self._planner = Planner(statements, self.serde, incremental.Encoder())
+            encoder.writes = found == incremental.NAME
             return
         plan = self._planner.record_encoding()
 

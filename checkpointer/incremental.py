@@ -201,8 +201,11 @@ class Encoder:
     """Encodes a checkpoint's blob rows against the remembered previous versions and
     decodes rows read back; owns the saver's `Memory`."""
 
-    def __init__(self, memory: Memory | None = None) -> None:
+    def __init__(self, memory: Memory | None = None, writes: bool = True) -> None:
         self.memory = memory if memory is not None else Memory()
+        self.writes = writes
+        """Encode what is written; False: only decode what is read (`AUTO` until the
+        database says it holds encoded rows)."""
 
     # -- writing -------------------------------------------------------------------
 

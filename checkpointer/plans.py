@@ -353,7 +353,7 @@ class Planner:
         new_versions: ChannelVersions,
     ) -> tuple[Plan[None], RunnableConfig]:
         row, blobs = codec.encode_checkpoint(self.serde, config, checkpoint, metadata, new_versions)
-        if self.encoder is not None:
+        if self.encoder is not None and self.encoder.writes:
             return self._put_encoded(row, blobs)
         dialect = self.statements.dialect
         if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
