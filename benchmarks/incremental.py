@@ -155,13 +155,18 @@ async def three_sides(backend: str, folder: str) -> AsyncIterator[tuple[Side, Si
 async def size(side: Side, backend: str) -> int:
     if backend == "postgresql":
         return await side.vacuumed_bytes()
-    conn = sqlite3.connect(side.database)
+    return file_size(side.database)
+
+
+def file_size(path: str) -> int:
+    """The SQLite file's bytes, the WAL checkpointed into it and free pages vacuumed."""
+    conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("VACUUM")
     finally:
         conn.close()
-    return os.path.getsize(side.database)
+    return os.path.getsize(path)
 
 
 async def incremental_workload(backend: str, quick: bool, rounds: int) -> list[Metric]:
@@ -205,9 +210,7 @@ async def incremental_workload(backend: str, quick: bool, rounds: int) -> list[M
     return metrics
 
 
-async def reads(
-    inc: Side, ours: Side, thread: str, quick: bool, rounds: int, label: str
-) -> Metric:
+async def reads(inc: Side, ours: Side, thread: str, quick: bool, rounds: int, label: str) -> Metric:
     metric = Metric(
         f"incremental ({label})",
         "aget_tuple p50 on the grown thread: with the option / without",

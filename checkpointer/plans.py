@@ -724,9 +724,9 @@ class Planner:
         value = rows[0]["value"] if rows else None
         if value == incremental.NAME:
             raise BlobEncodingError(
-                'this database holds blob rows in the incremental encoding (its '
+                "this database holds blob rows in the incremental encoding (its "
                 'checkpointer_settings record blob_encoding="incremental"), which a saver '
-                'without that option cannot read: create the saver with '
+                "without that option cannot read: create the saver with "
                 'blob_encoding="incremental", or rewrite the rows as plain blobs first '
                 "(`checkpointer decode-blobs URL`, or `decode_blobs()` on a saver with the "
                 "option)"

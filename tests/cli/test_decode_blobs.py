@@ -68,7 +68,8 @@ def test_decode_blobs_makes_the_database_plain(encoded_url: str) -> None:
         before = ok("history", "t", url=encoded_url)
         assert len(before["checkpoints"]) == 40
         done = cli("decode-blobs", url=encoded_url)  # no terminal, no --yes: refused
-        assert done.returncode != 0 and "--yes" in done.stderr
+        assert done.returncode != 0
+        assert "--yes" in done.stderr
         assert ok("decode-blobs", "--yes", "--batch", "9", url=encoded_url)["rewritten"] > 30
         blobs = schema.checkpoint_blobs
         with engine.connect() as conn:

@@ -49,9 +49,7 @@ def words(seed: Any, size: int = 300) -> str:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def two_urls(
-    request: pytest.FixtureRequest, tmp_path: Any
-) -> Iterator[tuple[str, str]]:
+def two_urls(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str, str]]:
     """Two migrated databases of one dialect (async URLs): one for the saver with the
     option, one for the saver without it."""
     if request.param == "sqlite":
@@ -226,13 +224,15 @@ async def test_real_graphs_read_back_exactly(engines: tuple[AsyncEngine, AsyncEn
     assert results["inc"] == results["plain"]
     assert results["inc"][:2] == results["memory"][:2]
     counts = await encoded_counts(inc_engine)
-    assert counts["delta"] > 20 and counts["full"] > 2, counts  # the encoding was used
+    assert counts["delta"] > 20, counts  # the encoding was used
+    assert counts["full"] > 2, counts
     plain_counts = await encoded_counts(plain_engine)
     assert plain_counts["full"] == plain_counts["delta"] == 0
     fresh = AsyncSQLAlchemySaver(inc_engine, blob_encoding=INC)
     async for t in inc.alist({"configurable": {"thread_id": "chat"}}):
         again = await AsyncSQLAlchemySaver(inc_engine, blob_encoding=INC).aget_tuple(t.config)
-        assert again is not None and again.checkpoint == t.checkpoint
+        assert again is not None
+        assert again.checkpoint == t.checkpoint
         assert (await fresh.aget_tuple(t.config)).checkpoint == t.checkpoint  # type: ignore[union-attr]
 
 
@@ -257,7 +257,8 @@ def test_sync_saver_reads_back_exactly(two_urls: tuple[str, str]) -> None:
             deltas = conn.scalar(
                 select(func.count()).where(blobs.c.type.like(incremental.DELTA + "%"))
             )
-        assert deltas and deltas > 10
+        assert deltas
+        assert deltas > 10
     finally:
         engine.dispose()
 
@@ -372,7 +373,8 @@ async def test_operations_keep_every_kept_checkpoint_readable(
     protected = 0
     for thread, n in (("src/keep1", 1), ("src/keep3", 3)):
         kept = await all_readable(engine, thread)
-        assert len(kept) == n and all(source[k] == v for k, v in kept.items())
+        assert len(kept) == n
+        assert all(source[k] == v for k, v in kept.items())
         protected += await bases_needed(engine, thread)
     assert protected > 0, "no kept delta needed a base outside the kept checkpoints"
 
@@ -385,10 +387,12 @@ async def test_operations_keep_every_kept_checkpoint_readable(
     runs = await all_readable(engine, "runs")
     await saver.adelete_for_runs(["runs-run-2"])
     kept = await all_readable(engine, "runs")
-    assert len(kept) == 40 and all(runs[k] == v for k, v in kept.items())
+    assert len(kept) == 40
+    assert all(runs[k] == v for k, v in kept.items())
     await saver.adelete_for_runs(["runs-run-0"])
     kept = await all_readable(engine, "runs")
-    assert len(kept) == 20 and all(runs[k] == v for k, v in kept.items())
+    assert len(kept) == 20
+    assert all(runs[k] == v for k, v in kept.items())
     assert await bases_needed(engine, "runs") > 0
 
     future = datetime.now(timezone.utc) + timedelta(days=1)
@@ -451,9 +455,7 @@ async def test_two_writers_a_failed_put_and_a_restart(
         # concurrent forks from one parent
         forks = []
         for saver in (a, b):
-            forks.append(
-                put_step(saver, "two", step, parent, list(messages), dict(versions))
-            )
+            forks.append(put_step(saver, "two", step, parent, list(messages), dict(versions)))
         await asyncio.gather(*forks)
         written += 2
 

@@ -98,7 +98,13 @@ async def test_setup_logs_through_the_async_path(
     caplog.set_level(logging.INFO, logger="checkpointer")
     engine = create_async_engine(database_url(fresh_pg))
     try:
-        assert await AsyncSQLAlchemySaver(engine).setup() == ["0001", "0002", "0003", "0004", "0005"]
+        assert await AsyncSQLAlchemySaver(engine).setup() == [
+            "0001",
+            "0002",
+            "0003",
+            "0004",
+            "0005",
+        ]
     finally:
         await engine.dispose()
     (applied,) = _messages(caplog)
