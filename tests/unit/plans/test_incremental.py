@@ -109,7 +109,7 @@ def test_small_values_stay_plain_and_a_strange_parent_writes_a_full_copy() -> No
     out, _ = encoder.encode(row, blobs)
     assert out[0]["type"] == incremental.FULL
     row, blobs = put_rows("t", 5, "c0004", 12)
-    out, committed = encoder.encode(row, blobs)  # never committed
+    out, _committed = encoder.encode(row, blobs)  # never committed
     assert out[0]["type"].startswith(incremental.DELTA)
     row, blobs = put_rows("t", 6, "c0005", 13)
     out, _ = encoder.encode(row, blobs)
@@ -177,7 +177,7 @@ def test_get_tuple_reads_missing_bases_with_one_more_statement() -> None:
 
 def test_put_remembers_only_once_committed() -> None:
     p = planner()
-    row, blobs = put_rows("t", 0, None, 10)
+    _row, blobs = put_rows("t", 0, None, 10)
     config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     checkpoint: Any = {
         "v": 4, "id": "c0000", "ts": "", "channel_values": {"messages": value(10)},
@@ -225,7 +225,7 @@ def test_decode_blobs_plans() -> None:
     assert step.params["limit"] == len(encoded) + 1
     update = batch.steps.send([dict(r) for r in encoded])
     assert update.statement is p.statements.plain_blob
-    for params, r in zip(update.params, encoded):  # type: ignore[arg-type]
+    for params, r in zip(update.params, encoded, strict=False):  # type: ignore[arg-type]
         n = int(r["version"].split(".")[0]) + 4
         assert (params["new_type"], params["new_blob"]) == SERDE.dumps_typed(value(n))
     with pytest.raises(StopIteration):
