@@ -385,6 +385,7 @@ class AsyncSQLAlchemySaver(SaverBase):
         decoding = self._decoding(batch)
         for plan in decoding:
             await self._run(plan)
+        self._decoded()
         return decoding.rows
 
     # -- sync bridges: run on the saver's loop from another thread ---------------

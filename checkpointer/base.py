@@ -285,6 +285,12 @@ class SaverBase(BaseCheckpointSaver[str]):
             return
         finish(plan, drive(plan, first, execute))
 
+    def _decoded(self) -> None:
+        """After `decode_blobs` removed the setting: should this saver write again, it
+        records the setting again first (its next call is a first use)."""
+        self._encoding_checked = False
+        self._ready = False
+
     def _decoding(self, batch: int) -> DecodeBlobs:
         if self._planner.encoder is None:
             raise ValueError(

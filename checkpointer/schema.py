@@ -8,7 +8,7 @@ Alembic's comparison with a database created by the official saver finds no drif
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, Table, Text, text
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, text
 
 from .dialects import Blob, JsonDocument
 
@@ -63,7 +63,7 @@ checkpoint_writes = Table(
 checkpointer_settings = Table(
     "checkpointer_settings",
     metadata,
-    Column("name", Text, primary_key=True),
+    Column("name", String(64), primary_key=True),  # a sized key: MySQL indexes no TEXT
     Column("value", Text, nullable=False),
 )
 

@@ -361,6 +361,7 @@ class SQLAlchemySaver(SaverBase):
         decoding = self._decoding(batch)
         for plan in decoding:
             self._run(plan)
+        self._decoded()
         return decoding.rows
 
 

@@ -29,7 +29,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "checkpointer_settings",
-        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("name", sa.String(64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("name", name="checkpointer_settings_pkey"),
         schema=migration_schema(),
