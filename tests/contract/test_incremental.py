@@ -563,3 +563,32 @@ async def test_official_saver_cannot_read_encoded_rows_until_decoded(pg_url: str
             got.append(t.checkpoint["channel_values"])
     await engine.dispose()
     assert got == [values for values, _, _ in ours]
+
+
+async def test_delta_channel_history_survives_prune_and_sweep(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """A `DeltaChannel` thread (its snapshots stored as compressed full copies: between two
+    snapshots the channel has versions without values, so no delta chain spans them)
+    pruned to its last two
+    checkpoints, then swept to its latest: the graph still reconstructs the same state
+    as `InMemorySaver`'s, through `get_delta_channel_history`, from a saver that
+    remembers nothing.
+    Mutation: `serde_type, data = plain(type_, r["blob"])` -> `type_, r["blob"]` in
+    `Encoder.decode` -> fails."""
+    engine = engines[0]
+    saver = AsyncSQLAlchemySaver(engine, blob_encoding=INC)
+    memory = InMemorySaver()
+    for s in (saver, memory):
+        await run_log(s, "delta", 48)
+    config: RunnableConfig = {"configurable": {"thread_id": "delta"}}
+    expected = (await log_graph().compile(checkpointer=memory).aget_state(config)).values
+    assert len(expected["log"]) == 48
+    assert (await encoded_counts(engine))["full"] > 3  # snapshots: full copies, compressed
+    await saver.aprune(["delta"], keep_last=2)
+    fresh = log_graph().compile(checkpointer=AsyncSQLAlchemySaver(engine, blob_encoding=INC))
+    assert (await fresh.aget_state(config)).values == expected
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    await saver.asweep(idle_for=timedelta(0), strategy="keep_latest", now=future)
+    fresh = log_graph().compile(checkpointer=AsyncSQLAlchemySaver(engine, blob_encoding=INC))
+    assert (await fresh.aget_state(config)).values == expected
