@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from . import operations, report, syncpg, workloads
+from . import incremental, operations, report, syncpg, workloads
 from .harness import Metric, settle, sides
 
 
@@ -31,6 +31,10 @@ async def main(
         from . import sqlite
 
         found = await sqlite.run(quick, only, report.print_metrics)
+        if only is None or "incremental" in only:
+            new = await incremental.incremental_workload("sqlite", quick, rounds)
+            report.print_metrics(new)
+            found += new
         elapsed = time.perf_counter() - started
         await report.write(found, {}, quick=quick, elapsed=elapsed, stem="results-sqlite")
         return 0
@@ -84,6 +88,12 @@ async def main(
         metrics += new
         report.print_metrics(new)
         timed("scale", began)
+    if wanted("incremental"):
+        began = time.perf_counter()
+        new = await incremental.incremental_workload("postgresql", quick, rounds)
+        metrics += new
+        report.print_metrics(new)
+        timed("incremental", began)
     if wanted("operations"):
         began = time.perf_counter()
         new = await operations.operations_workload(quick)
@@ -107,7 +117,7 @@ def cli() -> int:
         default="postgresql",
         help="postgresql: the async savers on PostgreSQL (default); sqlite: ours against "
         "the official SQLite savers, async and sync, and two processes on one file "
-        "(--only: agent, deep, search, graph, delta, storage, sync, processes)",
+        "(--only: agent, deep, search, graph, delta, storage, sync, processes, incremental)",
     )
     parser.add_argument(
         "--rtt",

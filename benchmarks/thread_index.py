@@ -7,7 +7,7 @@ rows): its size, the first page and the page after half the threads (p50 of 50
 calls), a filtered count, a dry-run sweep; and, on fresh databases, the storage rows
 of `make bench` (agent steps, one thread after 10/100/500 steps) against the
 official saver's tables. Not part of `make bench`: a one-off for choosing the index
-(revision 0008 records the choice)."""
+(revision 0006 records the choice)."""
 
 from __future__ import annotations
 
@@ -32,13 +32,13 @@ from .workloads import Population, load, thread_rows
 INDEX = "checkpoints_root_id_idx"
 CANDIDATES: dict[str, str | None] = {
     "0004: (checkpoint_id, thread_id)": "(checkpoint_id, thread_id) WHERE checkpoint_ns = ''",
-    "0008: (checkpoint_id)": "(checkpoint_id) WHERE checkpoint_ns = ''",
+    "0006: (checkpoint_id)": "(checkpoint_id) WHERE checkpoint_ns = ''",
     "(checkpoint_id) fillfactor 100": (
         "(checkpoint_id) WITH (fillfactor = 100) WHERE checkpoint_ns = ''"
     ),
     "none": None,
 }
-"""Each with revision 0008's partial run-id index."""
+"""Each with revision 0006's partial run-id index."""
 
 
 async def use(database: str, definition: str | None) -> int:

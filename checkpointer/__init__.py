@@ -5,6 +5,7 @@ import logging
 from .aio import AsyncSQLAlchemySaver
 from .autogenerate import CHECKPOINTER_TABLES, include_name, include_object
 from .errors import (
+    BlobEncodingError,
     CheckpointerError,
     ConnectionLostError,
     MigrationLockTimeoutError,
@@ -33,6 +34,7 @@ __all__ = [
     "CHECKPOINTER_TABLES",
     "VERSION_TABLE",
     "AsyncSQLAlchemySaver",
+    "BlobEncodingError",
     "CheckpointerError",
     "ConnectionLostError",
     "MigrationLockTimeoutError",

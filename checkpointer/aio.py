@@ -33,7 +33,7 @@ from . import migrations, retry
 from .base import Released, SaverBase, drive, finish, resume
 from .engines import expect_async_engine
 from .errors import translated
-from .plans import Emit, Plan, Rows, Step
+from .plans import DECODE_BATCH, Emit, Plan, Rows, Step
 from .reports import Stats, SweepReport, ThreadPage
 from .retry import Retry
 from .urls import async_url
@@ -74,12 +74,21 @@ class AsyncSQLAlchemySaver(SaverBase):
         schema: str | None = None,
         fast_path: bool = True,
         retry: Retry | bool = True,
+        blob_encoding: str = "plain",
     ) -> None:
         """`fast_path=False` runs every statement through SQLAlchemy's `Connection`
         (see `checkpointer.fastpath`). `retry`: how a call whose connection was lost
-        tries again on a fresh one (`checkpointer.retry.Retry`; False: never)."""
+        tries again on a fresh one (`checkpointer.retry.Retry`; False: never).
+        `blob_encoding="incremental"`: store growing channel values as differences
+        from an earlier version (`checkpointer.incremental`; see the Storage docs)."""
         expect_async_engine(engine)
-        super().__init__(engine.dialect.name, serde=serde, schema=schema, retry_policy=retry)
+        super().__init__(
+            engine.dialect.name,
+            serde=serde,
+            schema=schema,
+            retry_policy=retry,
+            blob_encoding=blob_encoding,
+        )
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
         self._use_engines(
@@ -103,13 +112,21 @@ class AsyncSQLAlchemySaver(SaverBase):
         schema: str | None = None,
         fast_path: bool = True,
         retry: Retry | bool = True,
+        blob_encoding: str = "plain",
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit. A URL without a driver
         (`postgresql://`, `sqlite://`) gets one that is installed (`checkpointer.urls`)."""
         engine = create_async_engine(async_url(url), **engine_kwargs)
         try:
-            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path, retry=retry)
+            yield cls(
+                engine,
+                serde=serde,
+                schema=schema,
+                fast_path=fast_path,
+                retry=retry,
+                blob_encoding=blob_encoding,
+            )
         finally:
             await engine.dispose()
 
@@ -207,7 +224,10 @@ class AsyncSQLAlchemySaver(SaverBase):
                 if not retry.lost(error):
                     raise
                 outcome = await self._aagain(plan, item, error)
-        return finish(plan, outcome)
+        result = finish(plan, outcome)
+        if plan.committed is not None:
+            plan.committed()
+        return result
 
     async def _stream(self, plan: Plan[None]) -> AsyncIterator[Any]:
         """Run a plan that emits values, holding no connection while the consumer
@@ -357,6 +377,17 @@ class AsyncSQLAlchemySaver(SaverBase):
         """The base class's result in one statement, whatever the chain's depth."""
         return await self._run(self.plans.delta_history(config, channels))
 
+    async def adecode_blobs(self, *, batch: int = DECODE_BATCH) -> int:
+        """Rewrite every blob row stored in the incremental encoding as a plain one (the
+        official saver can read the database again) and remove its setting; returns
+        the rows rewritten. Needs `blob_encoding="incremental"` on this saver; stop
+        every writer with the option first."""
+        decoding = self._decoding(batch)
+        for plan in decoding:
+            await self._run(plan)
+        self._decoded()
+        return decoding.rows
+
     # -- sync bridges: run on the saver's loop from another thread ---------------
 
     def _bridge(self, coro: Coroutine[Any, Any, T], method: str) -> T:
@@ -440,6 +471,9 @@ class AsyncSQLAlchemySaver(SaverBase):
 
     def stats(self, top: int = 10) -> Stats:
         return self._bridge(self.astats(top), "astats")
+
+    def decode_blobs(self, *, batch: int = DECODE_BATCH) -> int:
+        return self._bridge(self.adecode_blobs(batch=batch), "adecode_blobs")
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import codec, fastpath, migrations, retry
-from .plans import Emit, Plan, Planner, Rows, Step
+from . import codec, fastpath, incremental, migrations, retry
+from .plans import DecodeBlobs, Emit, Plan, Planner, Rows, Step
+from .rows import SETTING_NAME
 from .statements import for_dialect
 
 T = TypeVar("T")
@@ -123,11 +125,26 @@ class SaverBase(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         schema: str | None = None,
         retry_policy: retry.Retry | bool | None = None,
+        blob_encoding: str = incremental.PLAIN,
     ) -> None:
         super().__init__(serde=serde)
         self.retry = retry.policy(retry_policy)
         self.schema = migrations.validate_schema(schema, dialect_name)
-        self._planner = Planner(for_dialect(dialect_name), self.serde)
+        if blob_encoding not in incremental.ENCODINGS:
+            raise ValueError(
+                f"unknown blob_encoding {blob_encoding!r}: use one of "
+                + ", ".join(repr(e) for e in incremental.ENCODINGS)
+            )
+        self.blob_encoding = blob_encoding
+        encoder = None
+        if blob_encoding != incremental.PLAIN:
+            encoder = incremental.Encoder(writes=blob_encoding == incremental.NAME)
+            if blob_encoding == incremental.NAME:
+                incremental.require_zstd()
+        statements = for_dialect(dialect_name, encoder is not None)
+        self._planner = Planner(statements, self.serde, encoder)
+        self._encoding_checked = False
+        """The database's `blob_encoding` setting was recorded or checked (`_first_use`)."""
         self._schema_ready = False
         self._ready = False
         """The schema was checked and the fast path tried (`_first_use`)."""
@@ -249,22 +266,73 @@ class SaverBase(BaseCheckpointSaver[str]):
         of the database (`Dialect.prepare`: SQLite's journal mode), then the fast path's
         trial statement (off for this saver if it fails)."""
         dialect = self._planner.statements.dialect
-        if not self._schema_ready or dialect.prepares:
+        if not self._schema_ready or dialect.prepares or not self._encoding_checked:
             with self._autocommit_sync.connect() as conn:
                 if not self._schema_ready:
                     migrations.check_revision(conn, self.schema)
                     self._schema_ready = True
                 dialect.prepare(conn)
+                if not self._encoding_checked:
+                    self._check_encoding(conn)
+                    self._encoding_checked = True
         fast = self._fast
         if fast is not None and not fast.trial():
             self._fast = None
         self._ready = True
 
+    def _check_encoding(self, conn: Connection) -> None:
+        """Record that this saver writes encoded blob rows, or (without the option)
+        refuse a database where such rows may exist (`BlobEncodingError`)."""
+        encoder = self._planner.encoder
+        if encoder is not None and self.blob_encoding == incremental.AUTO:
+            s = self._planner.statements
+            found = conn.execute(s.get_setting, {SETTING_NAME: incremental.SETTING}).scalar()
+            encoder.writes = found == incremental.NAME
+            return
+        plan = self._planner.record_encoding()
+
+        def execute(step: Step) -> Rows | None:
+            result = conn.execute(step.statement, step.params)
+            return result.mappings().all() if step.fetch else None  # type: ignore[return-value]
+
+        try:
+            first = next(plan.steps)
+        except StopIteration:
+            return
+        try:
+            finish(plan, drive(plan, first, execute))
+        except DBAPIError as error:
+            # A role granted only the three tables (deployments older than revision
+            # 0005) may not read the setting: without the option, go on; an encoded
+            # row is still refused when read (by its type).
+            if encoder is not None or getattr(error.orig, "sqlstate", None) != "42501":
+                raise
+            log.warning(
+                "cannot read %s (%s): grant SELECT on it to this role; encoded blob rows "
+                "are still refused when read",
+                "checkpointer_settings",
+                error.orig,
+            )
+
+    def _decoded(self) -> None:
+        """After `decode_blobs` removed the setting: should this saver write again, it
+        records the setting again first (its next call is a first use)."""
+        self._encoding_checked = False
+        self._ready = False
+
+    def _decoding(self, batch: int) -> DecodeBlobs:
+        if self._planner.encoder is None:
+            raise ValueError(
+                'decode_blobs needs a saver created with blob_encoding="incremental" '
+                "(a saver without it refuses a database that holds encoded rows)"
+            )
+        return self.plans.decode_blobs(batch)
+
     @property
     def plans(self) -> Planner:
         # `with_allowlist` clones the saver with another serde: follow it.
         if self._planner.serde is not self.serde:
-            self._planner = Planner(self._planner.statements, self.serde)
+            self._planner = Planner(self._planner.statements, self.serde, self._planner.encoder)
         return self._planner
 
     def get_next_version(self, current: str | None, channel: Any = None) -> str:

@@ -32,6 +32,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
 
+from .errors import BlobEncodingError
 from .rows import (
     BLOB,
     CHANNEL,
@@ -49,6 +50,22 @@ from .rows import (
 
 EMPTY = "empty"
 """Blob type of a channel that has a version but no value."""
+
+ENCODED_PREFIX = "incremental/"
+"""The `type` of blob rows written with `blob_encoding="incremental"` starts with this
+(`checkpointer.incremental`): no serde type does."""
+
+
+def refuse_encoded(type_: str | None, error: Exception) -> None:
+    """After a serde failed on a row: if the row is an encoded one, say so and how to
+    fix it (checked only once decoding failed, so plain reads pay nothing)."""
+    if isinstance(type_, str) and type_.startswith(ENCODED_PREFIX):
+        raise BlobEncodingError(
+            f"a blob row has type {type_!r}: it was written with "
+            'blob_encoding="incremental", which this saver does not have on; create the '
+            'saver with blob_encoding="incremental", or rewrite the rows as plain blobs '
+            "(`checkpointer decode-blobs URL`, or `saver.decode_blobs()`)"
+        ) from error
 
 
 class CheckpointRow(TypedDict):
@@ -359,7 +376,11 @@ def decode_tuple(
     values = dict(document.get("channel_values") or {})
     for blob in blobs:
         if blob[TYPE] != EMPTY:
-            values[blob[CHANNEL]] = serde.loads_typed((blob[TYPE], blob[BLOB]))
+            try:
+                values[blob[CHANNEL]] = serde.loads_typed((blob[TYPE], blob[BLOB]))
+            except Exception as error:
+                refuse_encoded(blob[TYPE], error)
+                raise
     document["channel_values"] = values
     if document.get("v", 0) < 4 and row[PARENT_CHECKPOINT_ID]:
         sends = sort_writes(parent_sends)

@@ -90,7 +90,9 @@ class Context:
     errors: Console
 
     @contextmanager
-    def saver(self) -> Iterator[SQLAlchemySaver]:
+    def saver(self, blob_encoding: str = "auto") -> Iterator[SQLAlchemySaver]:
+        """A saver on the URL; `auto`: it reads blob rows in the incremental encoding
+        where the database records them, and never turns the encoding on."""
         try:
             url = make_url(self.url)
         except ArgumentError as e:
@@ -100,7 +102,7 @@ class Context:
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         # no retries in the CLI: a wrong URL or a server that is down says so at once
         with SQLAlchemySaver.from_conn_string(
-            url, schema=self.schema, retry=False, **kwargs
+            url, schema=self.schema, retry=False, blob_encoding=blob_encoding, **kwargs
         ) as saver:
             yield saver
 
@@ -479,6 +481,26 @@ def delete(
     ctx.emit(
         {"deleted": list(thread_ids)},
         lambda: ctx.console.print(f"deleted {len(thread_ids)} thread(s)"),
+    )
+
+
+@app.command("decode-blobs")
+@common
+@click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def decode_blobs(url: str, schema: str | None, as_json: bool, batch: int, yes: bool) -> None:
+    """Rewrite blob rows stored with blob_encoding="incremental" as plain blobs, so
+    savers without the option (and the official saver) can read the database again.
+    Stop every writer that has the option first.
+
+    JSON: {"rewritten": int}"""
+    ctx = _context(url, schema, as_json)
+    with ctx.saver("incremental") as saver:
+        ctx.confirm("Rewrite every incrementally encoded blob row as a plain one?", yes)
+        rewritten = saver.decode_blobs(batch=batch)
+    ctx.emit(
+        {"rewritten": rewritten},
+        lambda: ctx.console.print(f"rewrote {rewritten} blob row(s) as plain blobs"),
     )
 
 

@@ -1,13 +1,14 @@
 """The `checkpointer` command and `python -m checkpointer`: one entry point.
 
 Operations (`threads`, `history`, `show`, `prune`, `sweep`, `copy`, `delete`,
-`delete-runs`, `stats`) and `db ...` live in `checkpointer.commands`, which needs the
-`[cli]` extra (click, rich). The Alembic command line of earlier releases keeps working
-without it: an argument list that starts with one of its options (`-x url=...`) or with
-an Alembic command other than ours (`upgrade head`, `current`, `check`, ...) goes to
-`checkpointer.cli.run_migrations_cli` as before. `history THREAD` and `show THREAD`
-name our commands; `history` without a thread (or with Alembic's `-r`, `-v`, `-i`)
-is still Alembic's, and Alembic's `show REV` is `checkpointer db show REV`.
+`delete-runs`, `stats`, `decode-blobs`) and `db ...` live in `checkpointer.commands`,
+which needs the `[cli]` extra (click, rich). The Alembic command line of earlier
+releases keeps working without it: an argument list that starts with one of its
+options (`-x url=...`) or with an Alembic command other than ours (`upgrade head`,
+`current`, `check`, ...) goes to `checkpointer.cli.run_migrations_cli` as before.
+`history THREAD` and `show THREAD` name our commands; `history` without a thread (or
+with Alembic's `-r`, `-v`, `-i`) is still Alembic's, and Alembic's `show REV` is
+`checkpointer db show REV`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from collections.abc import Sequence
 from .cli import alembic_commands, run_migrations_cli
 
 OURS = frozenset(
-    {"threads", "history", "show", "prune", "sweep", "copy", "delete", "delete-runs", "stats"}
+    {
+        *("threads", "history", "show", "prune", "sweep", "copy", "delete", "delete-runs"),
+        *("stats", "decode-blobs"),
+    }
 )
 """Our commands, and `db`: everything else an Alembic command line would take is its."""
 

@@ -26,6 +26,12 @@ class ThreadNotEmptyError(CheckpointerError, ValueError):
     """`copy_thread` was asked to copy onto a thread that already has rows."""
 
 
+class BlobEncodingError(CheckpointerError, RuntimeError):
+    """The database holds blob rows in the incremental encoding (recorded in its
+    `checkpointer_settings`) and this saver was created without
+    `blob_encoding="incremental"`: it would not be able to read them."""
+
+
 class MissingDriverError(CheckpointerError, ImportError):
     """The database driver a URL needs is not installed; the message names the extra
     of this package that installs it."""

@@ -9,8 +9,8 @@ Values are encoded when a plan is made, before any connection is checked out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, TypeVar
 
@@ -26,9 +26,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy.sql.base import Executable
 
-from . import codec
+from . import codec, incremental
 from .codec import BlobRow, CheckpointRow, WriteRow
-from .errors import ThreadNotEmptyError
+from .errors import BlobEncodingError, ThreadNotEmptyError
 from .ids import id_floor, id_time
 from .reports import (
     Stats,
@@ -41,14 +41,18 @@ from .reports import (
     encode_cursor,
 )
 from .rows import (
+    AFTER_CHANNEL,
     AFTER_ID,
+    AFTER_NS,
     AFTER_THREAD,
+    AFTER_VERSION,
     B_BLOB,
     B_CHANNEL,
     B_CHECKPOINT_NS,
     B_THREAD_ID,
     B_TYPE,
     B_VERSION,
+    BASES,
     BEFORE,
     BLOB,
     BLOBS,
@@ -61,6 +65,7 @@ from .rows import (
     COUNT,
     CUTOFF,
     DEAD_ROWS,
+    ENCODED,
     FIRST,
     FREE_PAGES,
     HEAD,
@@ -82,6 +87,8 @@ from .rows import (
     LO_OFFSET,
     LOCKED,
     METADATA,
+    NEW_BLOB,
+    NEW_TYPE,
     NEWEST,
     OLDEST,
     PAGE_COUNT,
@@ -92,6 +99,8 @@ from .rows import (
     PRUNE_THREAD,
     ROWS,
     RUN_IDS,
+    SETTING_NAME,
+    SETTING_VALUE,
     SOURCE,
     TABLE,
     TARGET,
@@ -164,6 +173,9 @@ class Plan(Generic[T]):
 
     steps: Steps[T]
     atomic: bool = False
+    committed: Callable[[], None] | None = None
+    """Run by the executor once the plan succeeded and committed (the incremental
+    encoding remembers what a put stored only then)."""
 
 
 class Sweep:
@@ -260,15 +272,96 @@ class Sweep:
         r.bytes += max(0, int(removed[BYTES] or 0))
 
 
+DECODE_BATCH = 500
+"""Encoded rows rewritten as plain per transaction by `decode_blobs`."""
+
+
+class DecodeBlobs:
+    """Rewriting a database's encoded blob rows as plain ones, as a series of plans:
+    one transaction per batch of `batch` rows in key order (a delta's base is read
+    from the database, plain or not: a rewritten base has the same bytes), then one
+    that removes the `blob_encoding` setting if no encoded row is left. `rows` counts
+    the rows rewritten. Writers with the option must be stopped first, or they write
+    encoded rows again."""
+
+    def __init__(self, planner: Planner, batch: int) -> None:
+        self.planner = planner
+        self.batch = batch
+        self.rows = 0
+        self._after: Mapping[str, Any] | None = None
+        self._done = False
+        self._encoder = incremental.Encoder(incremental.Memory(0, 0))
+
+    def __iter__(self) -> Iterator[Plan[None]]:
+        while not self._done:
+            yield Plan(self._batch(), atomic=True)
+        yield Plan(self._forget(), atomic=True)
+
+    def _batch(self) -> Steps[None]:
+        p = self.planner
+        s = p.statements
+        yield from p._lock()
+        params: dict[str, Any] = {ENCODED: incremental.PREFIX + "%", LIMIT: self.batch}
+        if self._after is not None:
+            a = self._after
+            params.update(
+                {
+                    AFTER_THREAD: a[THREAD_ID],
+                    AFTER_NS: a[CHECKPOINT_NS],
+                    AFTER_CHANNEL: a[CHANNEL],
+                    AFTER_VERSION: a[VERSION],
+                }
+            )
+        rows = (yield Step(s.encoded_blobs(self._after is not None), params, True)) or []
+        if len(rows) < self.batch:
+            self._done = True
+        if not rows:
+            return
+        self._after = rows[-1]
+        fetched = yield from p._bases(self._encoder.missing(rows))
+        plain = self._encoder.decode(rows, fetched)
+        yield Step(
+            s.plain_blob,
+            [
+                {
+                    "b_thread_id": r[THREAD_ID],
+                    "b_checkpoint_ns": r[CHECKPOINT_NS],
+                    "b_channel": r[CHANNEL],
+                    "b_version": r[VERSION],
+                    NEW_TYPE: r[TYPE],
+                    NEW_BLOB: r[BLOB],
+                }
+                for r in plain
+            ],
+        )
+        self.rows += len(rows)
+
+    def _forget(self) -> Steps[None]:
+        p = self.planner
+        s = p.statements
+        yield from p._lock()
+        params = {ENCODED: incremental.PREFIX + "%", LIMIT: 1}
+        left = yield Step(s.encoded_blobs(False), params, True)
+        if not left:
+            yield Step(s.delete_setting, {SETTING_NAME: incremental.SETTING})
+
+
 class Planner:
     """Builds the plans of one dialect with one serializer."""
 
     large_blob = LARGE_BLOB
     blob_chunk = BLOB_CHUNK
 
-    def __init__(self, statements: Statements, serde: SerializerProtocol) -> None:
+    def __init__(
+        self,
+        statements: Statements,
+        serde: SerializerProtocol,
+        encoder: incremental.Encoder | None = None,
+    ) -> None:
         self.statements = statements
         self.serde = serde
+        self.encoder = encoder
+        """The incremental blob encoding, None when off (the default)."""
 
     # -- writing -----------------------------------------------------------------
 
@@ -280,6 +373,8 @@ class Planner:
         new_versions: ChannelVersions,
     ) -> tuple[Plan[None], RunnableConfig]:
         row, blobs = codec.encode_checkpoint(self.serde, config, checkpoint, metadata, new_versions)
+        if self.encoder is not None and self.encoder.writes:
+            return self._put_encoded(row, blobs)
         dialect = self.statements.dialect
         if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
             return Plan(self._put_staged(row, blobs), atomic=True), codec.next_config(row)
@@ -288,6 +383,23 @@ class Planner:
                 _one(Step(self.statements.put_checkpoint, _with_blob_arrays(row, blobs)))
             ), (codec.next_config(row))
         return Plan(self._put_separately(row, blobs), atomic=bool(blobs)), codec.next_config(row)
+
+    def _put_encoded(
+        self, row: CheckpointRow, blobs: list[BlobRow]
+    ) -> tuple[Plan[None], RunnableConfig]:
+        """`put` with the incremental encoding: the same statements on encoded rows,
+        and what they stored remembered once committed."""
+        assert self.encoder is not None
+        blobs, committed = self.encoder.encode(row, blobs)
+        dialect = self.statements.dialect
+        if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
+            plan = Plan(self._put_staged(row, blobs), atomic=True, committed=committed)
+        elif dialect.cte_dml:
+            step = Step(self.statements.put_checkpoint, _with_blob_arrays(row, blobs))
+            plan = Plan(_one(step), committed=committed)
+        else:
+            plan = Plan(self._put_separately(row, blobs), atomic=bool(blobs), committed=committed)
+        return plan, codec.next_config(row)
 
     def _put_separately(self, row: CheckpointRow, blobs: list[BlobRow]) -> Steps[None]:
         if blobs:
@@ -387,12 +499,46 @@ class Planner:
             step = Step(self.statements.get_latest, params, fetch=True, last=True)
         else:
             step = Step(self.statements.get_by_id, dict(where), fetch=True, last=True)
+        if self.encoder is not None:
+            return Plan(self._first_encoded(replace(step, last=False)))
         return Plan(self._first(step))
 
     def _first(self, step: Step) -> Steps[CheckpointTuple | None]:
         rows = yield step
         tuples = self.decode(rows or ())
         return tuples[0] if tuples else None
+
+    def _first_encoded(self, step: Step) -> Steps[CheckpointTuple | None]:
+        """`_first` with the incremental encoding: bases no row brought and `Memory`
+        does not hold are read by one more statement; what was read is remembered."""
+        rows = yield step
+        rows = yield from self._plain_rows(rows or (), remember=True)
+        tuples = self.decode(rows)
+        return tuples[0] if tuples else None
+
+    def _plain_rows(self, rows: Rows, remember: bool = False) -> Steps[Rows]:
+        """A read's rows with every encoded blob row replaced by its plain equivalent."""
+        encoder = self.encoder
+        assert encoder is not None
+        blob_rows = [r for r in rows if r[KIND] == KIND_BLOB]
+        checkpoints = [r for r in rows if r[KIND] == KIND_CHECKPOINT]
+        known = None
+        if remember and len(checkpoints) == 1:
+            c = checkpoints[0]
+            known = (c[THREAD_ID], c[CHECKPOINT_NS], c[CHECKPOINT_ID])
+        if known is None and not any(incremental.is_encoded(r[TYPE]) for r in blob_rows):
+            return rows
+        fetched = yield from self._bases(encoder.missing(blob_rows))
+        decoded = iter(encoder.decode(blob_rows, fetched, known))
+        return [next(decoded) if r[KIND] == KIND_BLOB else r for r in rows]
+
+    def _bases(self, need: Mapping[tuple[str, str], set[tuple[str, str]]]) -> Steps[list[Any]]:
+        fetched: list[Any] = []
+        for (thread_id, ns), keys in need.items():
+            params = {THREAD_ID: thread_id, CHECKPOINT_NS: ns, BASES: sorted(keys)}
+            rows = yield Step(self.statements.blobs_by_version, params, fetch=True)
+            fetched += rows or ()
+        return fetched
 
     def list_checkpoints(
         self,
@@ -453,6 +599,8 @@ class Planner:
             if not whole:
                 page_params[LIMIT] = size
             rows = yield Step(statement, page_params, True)
+            if self.encoder is not None:
+                rows = yield from self._plain_rows(rows or ())
             tuples = self.decode(rows or ())
             for item in tuples:
                 yield Emit(item)
@@ -603,6 +751,38 @@ class Planner:
         if trimmed:
             yield Step(s.delete_unreferenced_blobs, {THREAD_IDS: [thread_id]})
         return trimmed
+
+    # -- the incremental encoding ------------------------------------------------------
+
+    def record_encoding(self) -> Plan[None]:
+        """Before a saver with the incremental encoding writes: record in the database
+        that encoded rows may exist; without it, check none do (`BlobEncodingError`)."""
+        s = self.statements
+        if self.encoder is not None:
+            params = {SETTING_NAME: incremental.SETTING, SETTING_VALUE: incremental.NAME}
+            return Plan(_one(Step(s.put_setting, params)))
+        return Plan(self._refuse_encoded())
+
+    def _refuse_encoded(self) -> Steps[None]:
+        rows = yield Step(self.statements.get_setting, {SETTING_NAME: incremental.SETTING}, True)
+        value = rows[0]["value"] if rows else None
+        if value == incremental.NAME:
+            raise BlobEncodingError(
+                "this database holds blob rows in the incremental encoding (its "
+                'checkpointer_settings record blob_encoding="incremental"), which a saver '
+                "without that option cannot read: create the saver with "
+                'blob_encoding="incremental", or rewrite the rows as plain blobs first '
+                "(`checkpointer decode-blobs URL`, or `decode_blobs()` on a saver with the "
+                "option)"
+            )
+
+    def decode_blobs(self, batch: int = DECODE_BATCH) -> DecodeBlobs:
+        """The plans that rewrite every encoded blob row as a plain one (see
+        `DecodeBlobs`)."""
+        batch = int(batch)
+        if batch <= 0:
+            raise ValueError(f"batch must be a positive number of rows, got {batch}")
+        return DecodeBlobs(self, batch)
 
     # -- threads, sweeps and stats ---------------------------------------------------
 
@@ -774,7 +954,9 @@ class Planner:
         self, channels: list[str], params: dict[str, Any]
     ) -> Steps[dict[str, DeltaChannelHistory]]:
         statement = self.statements.delta_history(len(channels))
-        rows = yield Step(statement, params, fetch=True, last=True)
+        rows = yield Step(statement, params, fetch=True, last=self.encoder is None)
+        if self.encoder is not None:
+            rows = yield from self._plain_seeds(rows or (), params)
         found: dict[str, list[Mapping[str, Any]]] = {ch: [] for ch in channels}
         seeds: dict[str, Any] = {}
         for r in rows or ():
@@ -782,7 +964,11 @@ class Planner:
             if kind == KIND_WRITE:
                 found[channel].append(r)
             elif kind == KIND_BLOB:
-                seeds[channel] = self.serde.loads_typed((r[TYPE], r[BLOB]))
+                try:
+                    seeds[channel] = self.serde.loads_typed((r[TYPE], r[BLOB]))
+                except Exception as error:
+                    codec.refuse_encoded(r[TYPE], error)
+                    raise
             else:
                 seeds[channel] = (r[VALUE] or {}).get(channel)
         out: dict[str, DeltaChannelHistory] = {}
@@ -803,6 +989,34 @@ class Planner:
             if channel in seeds:
                 entry["seed"] = seeds[channel]
             out[channel] = entry
+        return out
+
+    def _plain_seeds(self, rows: Rows, params: Mapping[str, Any]) -> Steps[Rows]:
+        """Delta history's seed rows (which carry no thread or version) made plain."""
+        encoder = self.encoder
+        assert encoder is not None
+        seeds = [
+            {
+                THREAD_ID: params[THREAD_ID],
+                CHECKPOINT_NS: params[CHECKPOINT_NS],
+                CHANNEL: r[CHANNEL],
+                VERSION: None,
+                TYPE: r[TYPE],
+                BLOB: r[BLOB],
+            }
+            for r in rows
+            if r[KIND] == KIND_BLOB
+        ]
+        if not any(incremental.is_encoded(r[TYPE]) for r in seeds):
+            return rows
+        fetched = yield from self._bases(encoder.missing(seeds))
+        decoded = iter(encoder.decode(seeds, fetched))
+        out: list[Mapping[str, Any]] = []
+        for r in rows:
+            if r[KIND] == KIND_BLOB:
+                plain = next(decoded)
+                r = {**r, TYPE: plain[TYPE], BLOB: plain[BLOB]}
+            out.append(r)
         return out
 
     def decode(self, rows: Rows) -> list[CheckpointTuple]:

@@ -8,7 +8,7 @@ Alembic's comparison with a database created by the official saver finds no drif
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, Table, Text, text
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, text
 
 from .dialects import Blob, JsonDocument
 
@@ -57,6 +57,16 @@ checkpoint_writes = Table(
     Column("task_path", Text, nullable=False, server_default=""),
 )
 
+# Settings of the database itself (revision 0005): `blob_encoding` = "incremental" once a
+# saver with that option has written (or may write) encoded blob rows, so a saver
+# without it refuses the database instead of misreading it (`checkpointer.incremental`).
+checkpointer_settings = Table(
+    "checkpointer_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),  # a sized key: MySQL indexes no TEXT
+    Column("value", Text, nullable=False),
+)
+
 # The run id of a checkpoint, as an expression whose key is a constant in the SQL text:
 # PostgreSQL matches an expression index only against the same expression, and a bound
 # key (`metadata ->> $1`) would not match it under a generic plan.
@@ -72,11 +82,11 @@ Index(
     postgresql_ops={"metadata": "jsonb_path_ops"},
     postgresql_with={"fastupdate": "off"},  # no pending list: see revision 0003
 ).ddl_if(dialect="postgresql")
-# Partial: only checkpoints with a run id, which every lookup by run implies (0008).
+# Partial: only checkpoints with a run id, which every lookup by run implies (0006).
 Index("checkpoints_run_id_idx", run_id, postgresql_where=run_id.isnot(None)).ddl_if(
     dialect="postgresql"
 )
-# The thread list and sweeps walk root checkpoints by id (revision 0004; since 0008
+# The thread list and sweeps walk root checkpoints by id (revision 0004; since 0006
 # without `thread_id`, whose ties an incremental sort breaks).
 Index(
     "checkpoints_root_id_idx",

@@ -26,7 +26,7 @@ from . import migrations, retry
 from .base import SaverBase, finish, resume
 from .engines import expect_sync_engine
 from .errors import translated
-from .plans import Emit, Plan, Step
+from .plans import DECODE_BATCH, Emit, Plan, Step
 from .reports import Stats, SweepReport, ThreadPage
 from .retry import Retry
 from .urls import sync_url
@@ -46,10 +46,13 @@ class SQLAlchemySaver(SaverBase):
         schema: str | None = None,
         fast_path: bool = True,
         retry: Retry | bool = True,
+        blob_encoding: str = "plain",
     ) -> None:
         """`fast_path=False` runs every statement through SQLAlchemy's `Connection`
         (see `checkpointer.fastpath`). `retry`: how a call whose connection was lost
-        tries again on a fresh one (`checkpointer.retry.Retry`; False: never)."""
+        tries again on a fresh one (`checkpointer.retry.Retry`; False: never).
+        `blob_encoding="incremental"`: store growing channel values as differences
+        from an earlier version (`checkpointer.incremental`; see the Storage docs)."""
         expect_sync_engine(engine)
         if isinstance(engine.pool, SingletonThreadPool) and _memory_sqlite(engine.url):
             raise ValueError(
@@ -59,7 +62,13 @@ class SQLAlchemySaver(SaverBase):
                 "poolclass=StaticPool and connect_args={'check_same_thread': False} (what "
                 "SQLAlchemySaver.from_conn_string does for in-memory URLs)"
             )
-        super().__init__(engine.dialect.name, serde=serde, schema=schema, retry_policy=retry)
+        super().__init__(
+            engine.dialect.name,
+            serde=serde,
+            schema=schema,
+            retry_policy=retry,
+            blob_encoding=blob_encoding,
+        )
         self.engine = engine
         self._engine, self._autocommit = self._views(engine)
         self._first_use_lock = threading.Lock()  # concurrent first calls: one check
@@ -82,6 +91,7 @@ class SQLAlchemySaver(SaverBase):
         schema: str | None = None,
         fast_path: bool = True,
         retry: Retry | bool = True,
+        blob_encoding: str = "plain",
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit. A URL without a driver
@@ -95,7 +105,14 @@ class SQLAlchemySaver(SaverBase):
             engine_kwargs["connect_args"] = connect_args
         engine = create_engine(url, **engine_kwargs)
         try:
-            yield cls(engine, serde=serde, schema=schema, fast_path=fast_path, retry=retry)
+            yield cls(
+                engine,
+                serde=serde,
+                schema=schema,
+                fast_path=fast_path,
+                retry=retry,
+                blob_encoding=blob_encoding,
+            )
         finally:
             engine.dispose()
 
@@ -149,7 +166,10 @@ class SQLAlchemySaver(SaverBase):
                 if not retry.lost(error):
                     raise
                 outcome = self._again(plan, item, error)
-        return finish(plan, outcome)
+        result = finish(plan, outcome)
+        if plan.committed is not None:
+            plan.committed()
+        return result
 
     def _stream(self, plan: Plan[None]) -> Iterator[Any]:
         """Run a plan that emits values, holding no connection while the consumer
@@ -334,6 +354,17 @@ class SQLAlchemySaver(SaverBase):
     ) -> Mapping[str, DeltaChannelHistory]:
         """The base class's result in one statement, whatever the chain's depth."""
         return self._run(self.plans.delta_history(config, channels))
+
+    def decode_blobs(self, *, batch: int = DECODE_BATCH) -> int:
+        """Rewrite every blob row stored in the incremental encoding as a plain one (the
+        official saver can read the database again) and remove its setting; returns
+        the rows rewritten. Needs `blob_encoding="incremental"` on this saver; stop
+        every writer with the option first."""
+        decoding = self._decoding(batch)
+        for plan in decoding:
+            self._run(plan)
+        self._decoded()
+        return decoding.rows
 
 
 _ASYNC_USE = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import cache
 
 from ..dialects import for_name
+from .encoded import Encoded, EncodedGarbage
 from .history import History
 from .operations import Operations
 from .reads import LIST_CHUNK, PageShape, Reads
@@ -21,15 +22,20 @@ from .threads import SWEEP_BATCH, Threads, ThreadShape
 from .writes import Writes
 
 
-class Statements(Writes, Reads, Operations, History, Threads):
+class Statements(Writes, Reads, Operations, History, Threads, Encoded):
     """The statements of one dialect: every family's, under one name (`put_checkpoint`,
     `get_latest`, `prune_trim`, `delta_history(n)`, ...). Each is built on first use
     and kept."""
 
 
+class EncodedStatements(EncodedGarbage, Statements):
+    """`Statements` for a saver with `blob_encoding="incremental"`: blob garbage
+    collection that keeps the bases of kept deltas (`encoded`)."""
+
+
 @cache
-def for_dialect(name: str) -> Statements:
-    return Statements(for_name(name))
+def for_dialect(name: str, encoded: bool = False) -> Statements:
+    return (EncodedStatements if encoded else Statements)(for_name(name))
 
 
 __all__ = [

@@ -4,7 +4,7 @@ router rule's exception); `prune_newest` is per thread and filters on `thread_id
 
 A thread's summary row is its latest root checkpoint (namespace ''): a root checkpoint
 with no newer root checkpoint in its thread. Walked newest first by id (on PostgreSQL
-through the partial index `checkpoints_root_id_idx` on checkpoint_id, revision 0008;
+through the partial index `checkpoints_root_id_idx` on checkpoint_id, revision 0006;
 ties between equal ids of different threads are broken by an incremental sort), each
 candidate costs one primary-key probe, so a page costs about its length times the
 checkpoints per thread, wherever the keyset cursor starts.

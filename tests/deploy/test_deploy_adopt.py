@@ -125,7 +125,7 @@ async def test_adopt_a_database_the_official_saver_set_up(fresh_pg: str, ours: A
 async def test_official_saver_on_a_database_we_migrated(fresh_pg: str, ours: AsyncEngine) -> None:
     url = sync_pg_url(fresh_pg)
     saver = AsyncSQLAlchemySaver(ours)
-    assert await saver.setup() == ["0001", "0002", "0003", "0004", "0008"]
+    assert await saver.setup() == ["0001", "0002", "0003", "0004", "0005", "0006"]
     graph = build_graph(saver)
     await graph.ainvoke(START, config("paused"))
     await graph.ainvoke(START, config("done"))
@@ -178,7 +178,7 @@ def test_adopting_an_older_official_layout(fresh_pg: str) -> None:
         conn.commit()
         from checkpointer.migrations import upgrade
 
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0008"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005", "0006"]
         columns = {c["name"]: c for c in inspect(conn).get_columns("checkpoint_blobs")}
         assert columns["blob"]["nullable"] is True
         task_paths = list(conn.scalars(text("SELECT task_path FROM checkpoint_writes")))

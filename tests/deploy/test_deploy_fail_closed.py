@@ -62,7 +62,7 @@ async def test_unmigrated_database_fails_on_first_use(unmigrated: AsyncEngine) -
     with pytest.raises(SchemaNotReadyError):
         [c async for c in saver.alist(None)]
 
-    assert await saver.setup() == ["0001", "0002", "0003", "0004", "0008"]
+    assert await saver.setup() == ["0001", "0002", "0003", "0004", "0005", "0006"]
     await graph.ainvoke({"log": ["start"], "answer": ""}, CONFIG)
     result = await graph.ainvoke(Command(resume="yes"), CONFIG)
     assert result["log"][-1] == "finished"
@@ -75,7 +75,7 @@ def test_sync_saver_fails_closed_too(tmp_path: Path) -> None:
         with pytest.raises(SchemaNotReadyError, match="not migrated") as error:
             list(saver.list(None))
         _says_what_to_run(error)
-        assert saver.setup() == ["0001", "0002", "0003", "0004", "0008"]
+        assert saver.setup() == ["0001", "0002", "0003", "0004", "0005", "0006"]
         assert list(saver.list(None)) == []
     finally:
         engine.dispose()
@@ -155,7 +155,7 @@ def test_upgrade_on_a_connection_left_in_a_transaction(
         conn.execute(host_table.insert().values(id=1))
         conn.execute(select(1))
         assert conn.in_transaction()
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0008"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005", "0006"]
         assert not conn.in_transaction()
         assert versions(conn) == [head()]
         conn.execute(host_table.insert().values(id=2))
@@ -169,7 +169,7 @@ async def test_async_upgrade_on_a_connection_in_a_transaction(unmigrated: AsyncE
     async with unmigrated.connect() as conn:
         await conn.execute(select(1))
         assert conn.in_transaction()
-        assert await conn.run_sync(upgrade) == ["0001", "0002", "0003", "0004", "0008"]
+        assert await conn.run_sync(upgrade) == ["0001", "0002", "0003", "0004", "0005", "0006"]
         await conn.execute(select(1))
     assert await aupgrade(unmigrated) == []
     saver = AsyncSQLAlchemySaver(unmigrated)

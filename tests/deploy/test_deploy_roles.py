@@ -72,7 +72,7 @@ async def test_app_role_runs_the_saver_after_a_deploy_role_migrated(
             for statement in grants[:-1]:
                 conn.execute(text(statement))
             conn.commit()
-            assert versions(conn, SCHEMA) == ["0008"]
+            assert versions(conn, SCHEMA) == ["0006"]
             # Without SELECT on the version table, the message names the missing grant.
             with pytest.raises(
                 SchemaNotReadyError, match=r"GRANT SELECT ON langgraph\.checkpointer"

@@ -39,7 +39,7 @@ def test_alembic_from_the_repository_prints_and_cleans_up(fresh_url: str) -> Non
     upgraded = run_alembic("upgrade", "head", url=plain)
     assert "INFO  [alembic.runtime.migration] Running upgrade  -> 0001" in upgraded.stderr
     assert "Running upgrade 0002 -> 0003" in upgraded.stderr
-    assert f"INFO  [{LOGGER}] applied revisions 0001, 0002, 0003, 0004, 0008 to " in upgraded.stderr
+    assert f"INFO  [{LOGGER}] applied revisions 0001, 0002, 0003, 0004, 0005, 0006 to " in upgraded.stderr
     assert run_alembic("upgrade", "head", url=plain).stderr.count("Running") == 0
 
     downgraded = run_alembic("-x", f"url={plain}", "downgrade", "base")
@@ -62,21 +62,21 @@ def test_code_logs_what_it_applies_and_downgrade_base_cleans_up(
         caplog.clear()
         with with_conn(url) as conn:
             assert upgrade(conn, "0002", schema=schema) == ["0001", "0002"]
-            assert upgrade(conn, schema=schema) == ["0003", "0004", "0008"]
+            assert upgrade(conn, schema=schema) == ["0003", "0004", "0005", "0006"]
             assert upgrade(conn, schema=schema) == []  # nothing to do, nothing logged
             first, second = _messages(caplog)
             assert first.startswith("applied revisions 0001, 0002 to ")
             assert first.endswith(f"{' (schema lg)' if schema else ''}; now at 0002")
-            assert second.startswith("applied revisions 0003, 0004, 0008 ")
-            assert second.endswith("; now at 0008")
+            assert second.startswith("applied revisions 0003, 0004, 0005, 0006 ")
+            assert second.endswith("; now at 0006")
             caplog.clear()
             downgrade(conn, "base", schema=schema)
             assert table_names(conn, schema) & OURS == set()
             reverted, removed = _messages(caplog)
-            assert reverted.startswith("reverted revisions 0008, 0004, 0003, 0002, 0001 on ")
+            assert reverted.startswith("reverted revisions 0006, 0005, 0004, 0003, 0002, 0001 on ")
             assert reverted.endswith("; now at base")
             assert removed.startswith(f"removed {VERSION_TABLE} from ")
-            assert upgrade(conn, schema=schema) == ["0001", "0002", "0003", "0004", "0008"]
+            assert upgrade(conn, schema=schema) == ["0001", "0002", "0003", "0004", "0005", "0006"]
             assert versions(conn, schema) == [head()]
         assert all(r.levelno == logging.INFO for r in caplog.records if r.name == LOGGER)
 
@@ -89,7 +89,7 @@ def test_a_partial_downgrade_keeps_the_version_table(fresh_url: str) -> None:
         downgrade(conn, "base")
         assert VERSION_TABLE not in table_names(conn)
         downgrade(conn, "base")  # again, with nothing left: a no-op
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0008"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005", "0006"]
 
 
 async def test_setup_logs_through_the_async_path(
@@ -98,13 +98,19 @@ async def test_setup_logs_through_the_async_path(
     caplog.set_level(logging.INFO, logger="checkpointer")
     engine = create_async_engine(database_url(fresh_pg))
     try:
-        applied = await AsyncSQLAlchemySaver(engine).setup()
-        assert applied == ["0001", "0002", "0003", "0004", "0008"]
+        assert await AsyncSQLAlchemySaver(engine).setup() == [
+            "0001",
+            "0002",
+            "0003",
+            "0004",
+            "0005",
+            "0006",
+        ]
     finally:
         await engine.dispose()
     (applied,) = _messages(caplog)
     assert applied.startswith(
-        "applied revisions 0001, 0002, 0003, 0004, 0008 to postgresql+asyncpg://"
+        "applied revisions 0001, 0002, 0003, 0004, 0005, 0006 to postgresql+asyncpg://"
     )
 
 
@@ -130,5 +136,5 @@ def test_sqlite_setup_prints_nothing(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     )
-    assert done.stdout.strip() == "['0001', '0002', '0003', '0004', '0008']"
+    assert done.stdout.strip() == "['0001', '0002', '0003', '0004', '0005', '0006']"
     assert done.stderr == ""

@@ -89,14 +89,14 @@ def test_0003_completes_an_upgrade_that_stopped_halfway(fresh_pg: str) -> None:
                     )
                 )
                 conn.commit()
-            assert upgrade(conn) == ["0003", "0004", "0008"]
+            assert upgrade(conn) == ["0003", "0004", "0005", "0006"]
             assert _gin_options(conn) == ["fastupdate=off"]
             _check(conn)
 
 
 def _definitions(conn: Connection) -> dict[str, str]:
     """`pg_get_indexdef` of the thread-list and run-id indexes (valid ones only), and no
-    temporary index of 0008 left behind."""
+    temporary index of 0006 left behind."""
     rows = conn.execute(
         text(
             "SELECT c.relname, i.indisvalid, pg_get_indexdef(i.indexrelid) AS d"
@@ -116,14 +116,14 @@ SMALL = {
     "checkpoints_run_id_idx": "btree (((metadata ->> 'run_id'::text)))"
     " WHERE ((metadata ->> 'run_id'::text) IS NOT NULL)",
 }
-BEFORE_0008 = {
+BEFORE_0006 = {
     "checkpoints_root_id_idx": "btree (checkpoint_id, thread_id) WHERE (checkpoint_ns = ''::text)",
     "checkpoints_run_id_idx": "btree (((metadata ->> 'run_id'::text)))",
 }
 
 
-def test_0008_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
-    """A database at 0004 with rows: 0008 rebuilds both indexes under their names
+def test_0006_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
+    """A database at 0004 with rows: 0006 rebuilds both indexes under their names
     (the new definitions), also after stopping at any step of the rebuild (built, old
     one dropped, a failed INVALID build); its downgrade restores 0004's."""
     url = database_url(fresh_pg, "psycopg")
@@ -150,7 +150,7 @@ def test_0008_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
                     " ELSE '{}' END FROM generate_series(1, 500) g"
                 )
             )
-            assert _definitions(conn) == BEFORE_0008
+            assert _definitions(conn) == BEFORE_0006
             for statement in done:
                 conn.execute(text(statement))
             if done and done[0].endswith("(thread_id)"):
@@ -161,11 +161,11 @@ def test_0008_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
                     )
                 )
             conn.commit()
-            assert upgrade(conn) == ["0008"]
+            assert upgrade(conn) == ["0006"]
             assert _definitions(conn) == SMALL
             _check(conn)
             downgrade(conn, "0004")
-            assert _definitions(conn) == BEFORE_0008
+            assert _definitions(conn) == BEFORE_0006
             assert conn.scalar(text("SELECT count(*) FROM checkpoints")) == 500
 
 
@@ -188,7 +188,7 @@ def test_cli_round_trip(fresh_pg: str) -> None:
     with with_conn(url) as conn:
         assert not (OURS | {"checkpointer_alembic_version"}) & table_names(conn)
     with with_conn(url) as conn:
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0008"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005", "0006"]
         assert table_names(conn) >= OURS
         assert versions(conn) == [head()]
         assert _indexes(conn) >= PG_INDEXES
@@ -205,7 +205,7 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
         assert upgrade(conn, "0002") == ["0002"]
         assert (_indexes(conn) & PG_INDEXES) == (PG_INDEXES if postgres else set())
         assert _gin_options(conn) == ([] if postgres else None)
-        assert upgrade(conn) == ["0003", "0004", "0008"]
+        assert upgrade(conn) == ["0003", "0004", "0005", "0006"]
         assert _gin_options(conn) == (["fastupdate=off"] if postgres else None)
         assert upgrade(conn) == []  # at head: nothing to do
         downgrade(conn, "0002")
@@ -217,7 +217,7 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
         assert table_names(conn) >= OURS
         downgrade(conn, "base")
         assert not OURS & table_names(conn)
-        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0008"]
+        assert upgrade(conn) == ["0001", "0002", "0003", "0004", "0005", "0006"]
         _check(conn)
 
 

@@ -27,7 +27,7 @@ from checkpointer.migrations import SCHEMA_ENV, URL_ENV, aupgrade, current_revis
 from ..deploy_support import REPO, run_alembic, sync_pg_url, with_conn
 from ..pg_server import database_url
 
-ALL = ["0001", "0002", "0003", "0004", "0008"]
+ALL = ["0001", "0002", "0003", "0004", "0005", "0006"]
 TABLES = {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpointer_alembic_version"}
 
 ACCEPTED = [

@@ -47,7 +47,7 @@ from ..pg_server import database_url, server_url
 from ..pgbouncer import ENGINE_OPTIONS, PgBouncer, running_pgbouncer
 
 KEY = migrations._ADVISORY_LOCK_KEY
-ALL = ["0001", "0002", "0003", "0004", "0008"]
+ALL = ["0001", "0002", "0003", "0004", "0005", "0006"]
 SAVERS = ["asyncpg", "psycopg-async", "psycopg-sync"]
 
 

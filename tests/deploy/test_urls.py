@@ -116,7 +116,7 @@ async def test_plain_postgresql_urls_in_process(fresh_pg: str, scheme: str) -> N
     url = _plain(fresh_pg, scheme)
     async with AsyncSQLAlchemySaver.from_conn_string(url) as saver:
         assert saver.engine.dialect.driver == "asyncpg"
-        assert await saver.setup() == ["0001", "0002", "0003", "0004", "0008"]
+        assert await saver.setup() == ["0001", "0002", "0003", "0004", "0005", "0006"]
     with SQLAlchemySaver.from_conn_string(url) as sync_saver:
         assert sync_saver.engine.dialect.driver == "psycopg"
         assert sync_saver.setup() == []
@@ -126,7 +126,7 @@ async def test_plain_sqlite_urls_in_process(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/plain.db"
     async with AsyncSQLAlchemySaver.from_conn_string(url) as saver:
         assert saver.engine.dialect.driver == "aiosqlite"
-        assert await saver.setup() == ["0001", "0002", "0003", "0004", "0008"]
+        assert await saver.setup() == ["0001", "0002", "0003", "0004", "0005", "0006"]
     with SQLAlchemySaver.from_conn_string(url) as sync_saver:
         assert sync_saver.engine.dialect.driver == "pysqlite"
         assert sync_saver.setup() == []

@@ -174,7 +174,7 @@ def test_wheel_installs_and_migrates_from_a_clean_venv(tmp_path: Path, fresh_pg:
     (work / "plain.py").write_text(PLAIN_URLS)
     out = _run(python, "plain.py", plain, cwd=work, env=env)
     assert json.loads(out.strip().splitlines()[-1]) == {
-        "applied": ["0001", "0002", "0003", "0004", "0008"],
+        "applied": ["0001", "0002", "0003", "0004", "0005", "0006"],
         "driver": "asyncpg",
         "values": {"n": 1},
         "sync_error": "MissingDriverError",

@@ -22,7 +22,7 @@ from sqlalchemy.engine.interfaces import Dialect as SQLDialect
 from sqlalchemy.sql.base import Executable
 
 import checkpointer
-from checkpointer import codec, rows
+from checkpointer import codec, incremental, rows
 from checkpointer.statements import LIST_CHUNK, PageShape, Statements, ThreadShape, for_dialect
 
 DRIVERS = {"postgresql": ("asyncpg", "psycopg"), "sqlite": ("pysqlite", "aiosqlite")}
@@ -94,6 +94,16 @@ SHARED_KEYS: dict[str, set[str]] = {
     "prune_trim[0]": TRIM | {"head", "keep"},
     "prune_trim[1]": TRIM | {"head", "keep"},
     "prune_trim[2]": TRIM | {"keep_all"},
+    "get_setting": {"setting_name"},
+    "put_setting": {"setting_name", "setting_value"},
+    "delete_setting": {"setting_name"},
+    "blobs_by_version": {"thread_id", "checkpoint_ns", "bases"},
+    "plain_blob": {
+        *("b_thread_id", "b_checkpoint_ns", "b_channel", "b_version", "new_type", "new_blob")
+    },
+    "_encoded_first": {"encoded", "limit"},
+    "_encoded_after": {"encoded", "limit", "after_thread", "after_ns"}
+    | {"after_channel", "after_version"},
 }
 
 KINDS = {rows.KIND_CHECKPOINT, rows.KIND_BLOB, rows.KIND_WRITE, rows.KIND_SEND, rows.KIND_VALUE}
@@ -105,6 +115,8 @@ CONSTANTS: list[Any] = [
     *("channel_values", "channel_versions", "$.channel_values", "$.channel_versions", "$.v"),
     *("object", "array", "true", "false", "null", "integer", "real", "text"),  # JSON types
     *(None, 0, 1, 2, 4, True),
+    incremental.DELTA + "%",  # the encoded garbage collection: a delta row's base
+    len(incremental.DELTA) + 1,
 ]
 """Every value a statement may hold (anonymous binds): ours, never a caller's."""
 
@@ -131,6 +143,8 @@ def _statements(s: Statements) -> Iterator[tuple[str, Executable | None, set[str
             label = f"{attribute}[{index}]" if isinstance(value, tuple) else attribute
             keys = KEYS[name].get(attribute, SHARED_KEYS.get(label, SHARED_KEYS.get(attribute)))
             yield label, statement, keys
+    encoded = for_dialect(name, True).delete_unreferenced_blobs
+    yield "delete_unreferenced_blobs (incremental encoding)", encoded, {"thread_ids"}
     for n in (1, 2, 3):
         chain = TARGET | {f"ch_{i}" for i in range(n)}
         yield f"delta_history({n})", s.delta_history(n), chain

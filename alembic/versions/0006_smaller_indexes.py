@@ -17,8 +17,8 @@ CONCURRENTLY under a temporary name, the old one dropped CONCURRENTLY, the new o
 renamed. A run that stopped midway resumes (an INVALID temporary index is dropped and
 built again).
 
-Revision ID: 0008
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-08
 """
 
@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from alembic import op
 from checkpointer.migrations import migration_schema
 
-revision: str = "0008"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
