@@ -39,7 +39,8 @@ def test_alembic_from_the_repository_prints_and_cleans_up(fresh_url: str) -> Non
     upgraded = run_alembic("upgrade", "head", url=plain)
     assert "INFO  [alembic.runtime.migration] Running upgrade  -> 0001" in upgraded.stderr
     assert "Running upgrade 0002 -> 0003" in upgraded.stderr
-    assert f"INFO  [{LOGGER}] applied revisions 0001, 0002, 0003, 0004, 0005, 0006 to " in upgraded.stderr
+    applied = "applied revisions 0001, 0002, 0003, 0004, 0005, 0006 to "
+    assert f"INFO  [{LOGGER}] {applied}" in upgraded.stderr
     assert run_alembic("upgrade", "head", url=plain).stderr.count("Running") == 0
 
     downgraded = run_alembic("-x", f"url={plain}", "downgrade", "base")
