@@ -11,18 +11,23 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import codec, fastpath, migrations, retry
+from .dialects import detect_citus
 from .plans import Emit, Plan, Planner, Rows, Step
 from .statements import for_dialect
 
 T = TypeVar("T")
 E = TypeVar("E", Engine, AsyncEngine)
+
+_citus: WeakKeyDictionary[Pool, bool] = WeakKeyDictionary()
+"""Per engine (its pool), whether its database has the `citus` extension (`detect_citus`)."""
 
 log = logging.getLogger("checkpointer")
 
@@ -234,12 +239,17 @@ class SaverBase(BaseCheckpointSaver[str]):
         of the database (`Dialect.prepare`: SQLite's journal mode), then the fast path's
         trial statement (off for this saver if it fails)."""
         dialect = self._planner.statements.dialect
-        if not self._schema_ready or dialect.prepares:
+        citus = _citus.get(self._transact.pool)
+        if not self._schema_ready or dialect.prepares or citus is None:
             with self._autocommit_sync.connect() as conn:
                 if not self._schema_ready:
                     migrations.check_revision(conn, self.schema)
                     self._schema_ready = True
                 dialect.prepare(conn)
+                if citus is None:
+                    citus = _citus[self._transact.pool] = detect_citus(conn)
+        if citus and not dialect.citus:
+            self._planner = Planner(for_dialect(dialect.name, citus=True), self.serde)
         fast = self._fast
         if fast is not None and not fast.trial():
             self._fast = None

@@ -101,6 +101,13 @@ class Dialect:
     """`SELECT ... FOR UPDATE SKIP LOCKED`: concurrent sweepers take disjoint batches
     (PostgreSQL). SQLite has one writer at a time, which serializes them anyway."""
 
+    citus: bool = False
+    """The tables may be distributed by `thread_id` (the `citus` extension is present;
+    decided once per engine, `detect_citus`): every per-thread statement filters each
+    table on the bound `thread_id` itself and writes rows as one multi-row `VALUES`
+    insert, so Citus routes it to one shard; cross-thread reads join without LATERAL,
+    which Citus cannot push down over the shards."""
+
     def table_sizes(self, tables: list[Table]) -> Select[Any]:
         """Rows (`table`, `bytes`, `dead_rows`) per table. PostgreSQL asks the catalog
         (indexes and TOAST included, dead tuples from the statistics collector) for
@@ -471,8 +478,9 @@ def _sqlite_contains(
 
 
 @cache
-def for_name(name: str) -> Dialect:
-    """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
+def for_name(name: str, citus: bool = False) -> Dialect:
+    """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones;
+    `citus`: PostgreSQL with the `citus` extension (see `Dialect.citus`)."""
     if name == "postgresql":
         return _Postgres(
             name,
@@ -482,6 +490,7 @@ def for_name(name: str) -> Dialect:
             direct=True,
             staged_blobs=True,
             skip_locked=True,
+            citus=citus,
         )
     if name == "sqlite":
         return _Sqlite(
@@ -497,4 +506,22 @@ def for_name(name: str) -> Dialect:
     )
 
 
-__all__ = ["Blob", "Dialect", "JsonDocument", "LargeObjectId", "filter_shape", "for_name"]
+def detect_citus(conn: Connection) -> bool:
+    """Whether the database has the `citus` extension (PostgreSQL only): the statement
+    shapes of `Dialect.citus`, chosen once per engine at a saver's first use."""
+    if conn.dialect.name != "postgresql":
+        return False
+    extension = table("pg_extension", column("extname"), schema="pg_catalog")
+    found = select(exists().where(extension.c.extname == literal("citus", Text)))
+    return bool(conn.execute(found).scalar())
+
+
+__all__ = [
+    "Blob",
+    "Dialect",
+    "JsonDocument",
+    "LargeObjectId",
+    "detect_citus",
+    "filter_shape",
+    "for_name",
+]

@@ -104,6 +104,7 @@ from .rows import (
     UPDATED_AFTER,
     UPDATED_BEFORE,
     VALUE,
+    VALUES_CHUNK,
     VERSION,
     VERSIONS,
     W_BLOB,
@@ -112,6 +113,7 @@ from .rows import (
     W_TYPE,
     WRITES,
     channel_key,
+    values_key,
 )
 from .statements import LIST_CHUNK, SWEEP_BATCH, PageShape, Statements, ThreadShape
 
@@ -263,11 +265,25 @@ class Planner:
         dialect = self.statements.dialect
         if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
             return Plan(self._put_staged(row, blobs), atomic=True), codec.next_config(row)
+        if dialect.citus:
+            return self._put_values(row, blobs), codec.next_config(row)
         if dialect.cte_dml:
             return Plan(
                 _one(Step(self.statements.put_checkpoint, _with_blob_arrays(row, blobs)))
             ), (codec.next_config(row))
         return Plan(self._put_separately(row, blobs), atomic=bool(blobs)), codec.next_config(row)
+
+    def _put_values(self, row: CheckpointRow, blobs: list[BlobRow]) -> Plan[None]:
+        """Citus: the checkpoint and its blobs as single-shard `VALUES` inserts, one
+        statement up to `VALUES_CHUNK` blobs (more: the others first, one transaction)."""
+        s = self.statements
+        chunks = list(_chunks(blobs, VALUES_CHUNK)) or [[]]
+        steps = [Step(s.put_blob_values(len(c)), _blob_values(row, c)) for c in chunks[:-1]]
+        last = chunks[-1]
+        steps.append(
+            Step(s.put_checkpoint_values(len(last)), {**row, TYPE: None, **_blob_values(row, last)})
+        )
+        return Plan(_each_step(steps), atomic=len(steps) > 1)
 
     def _put_separately(self, row: CheckpointRow, blobs: list[BlobRow]) -> Steps[None]:
         if blobs:
@@ -321,6 +337,12 @@ class Planner:
         rows = _last_per_key(codec.encode_writes(self.serde, config, writes, task_id, task_path))
         if not rows:
             return Plan(_none())
+        if self.statements.dialect.citus:
+            steps = [
+                Step(self.statements.put_writes_values(len(c)), _write_values(c))
+                for c in _chunks(rows, VALUES_CHUNK)
+            ]
+            return Plan(_each_step(steps), atomic=len(steps) > 1)
         if self.statements.dialect.batch_as_arrays:
             return Plan(_one(Step(self.statements.put_writes, _write_arrays(rows))))
         return Plan(_one(Step(self.statements.put_writes, rows)), atomic=len(rows) > 1)
@@ -884,6 +906,11 @@ def _each(statements: Sequence[Executable], params: Mapping[str, Any]) -> Steps[
         yield Step(statement, params)
 
 
+def _each_step(steps: Sequence[Step]) -> Steps[None]:
+    for step in steps:  # noqa: UP028 - not `yield from`: a list takes no `send`
+        yield step
+
+
 def _none() -> Steps[None]:
     return
     yield  # pragma: no cover - makes this a generator
@@ -900,6 +927,35 @@ def _with_blob_arrays(row: CheckpointRow, blobs: list[BlobRow]) -> dict[str, Any
         B_TYPE: [b["type"] for b in blobs],
         B_BLOB: [b["blob"] for b in blobs],
     }
+
+
+def _blob_values(row: CheckpointRow, blobs: Sequence[BlobRow]) -> dict[str, Any]:
+    """A checkpoint's blobs bound one by one (`Writes.put_blob_values`)."""
+    out: dict[str, Any] = {B_THREAD_ID: row["thread_id"], B_CHECKPOINT_NS: row["checkpoint_ns"]}
+    for i, b in enumerate(blobs):
+        out[values_key(B_CHANNEL, i)] = b["channel"]
+        out[values_key(B_VERSION, i)] = b["version"]
+        out[values_key(B_TYPE, i)] = b["type"]
+        out[values_key(B_BLOB, i)] = b["blob"]
+    return out
+
+
+def _write_values(rows: Sequence[WriteRow]) -> dict[str, Any]:
+    """One task's writes bound one by one (`Writes.put_writes_values`)."""
+    first = rows[0]
+    out: dict[str, Any] = {
+        THREAD_ID: first["thread_id"],
+        CHECKPOINT_NS: first["checkpoint_ns"],
+        CHECKPOINT_ID: first["checkpoint_id"],
+        TASK_ID: first["task_id"],
+        TASK_PATH: first["task_path"],
+    }
+    for i, r in enumerate(rows):
+        out[values_key(W_CHANNEL, i)] = r["channel"]
+        out[values_key(W_TYPE, i)] = r["type"]
+        out[values_key(W_BLOB, i)] = r["blob"]
+        out[values_key(W_IDX, i)] = r["idx"]
+    return out
 
 
 def _last_per_key(rows: list[WriteRow]) -> list[WriteRow]:

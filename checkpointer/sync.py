@@ -26,7 +26,7 @@ from . import migrations, retry
 from .base import SaverBase, finish, resume
 from .engines import expect_sync_engine
 from .errors import translated
-from .plans import Emit, Plan, Step
+from .plans import Emit, Plan, Planner, Step
 from .reports import Stats, SweepReport, ThreadPage
 from .retry import Retry
 from .urls import sync_url
@@ -167,6 +167,13 @@ class SQLAlchemySaver(SaverBase):
                     return
             yield item.value
             item = resume(plan)
+
+    @property
+    def plans(self) -> Planner:
+        """The planner, after the first use has decided the statement shapes (Citus's
+        or not, `SaverBase._first_use`)."""
+        self._ensure_ready()
+        return super().plans
 
     # -- async use is a mistake: say what to use instead ----------------------------
 

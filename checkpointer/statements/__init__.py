@@ -28,8 +28,8 @@ class Statements(Writes, Reads, Operations, History, Threads):
 
 
 @cache
-def for_dialect(name: str) -> Statements:
-    return Statements(for_name(name))
+def for_dialect(name: str, citus: bool = False) -> Statements:
+    return Statements(for_name(name, citus))
 
 
 __all__ = [
