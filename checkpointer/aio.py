@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from . import migrations, retry
+from . import citus, migrations, retry
 from .base import Released, SaverBase, drive, finish, resume
 from .engines import expect_async_engine
 from .errors import translated
@@ -114,18 +114,30 @@ class AsyncSQLAlchemySaver(SaverBase):
             await engine.dispose()
 
     async def setup(
-        self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT
+        self,
+        *,
+        lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT,
+        distribute: bool = False,
     ) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
         from many processes at once. Returns the revisions this call applied. Waits at
         most `lock_timeout` seconds for another migrator (None: no limit), then raises
-        `MigrationLockTimeoutError` naming it."""
+        `MigrationLockTimeoutError` naming it. `distribute`: then `distribute()`."""
         self._remember_loop()
         applied = await migrations.aupgrade(
             self.engine, schema=self.schema, lock_timeout=lock_timeout
         )
+        if distribute:
+            await self.distribute()
         self._schema_ready = True
         return applied
+
+    async def distribute(self) -> list[str]:
+        """On Citus, distribute the tables by `thread_id`, colocated (idempotent); the
+        tables this call distributed. Nothing on a database without Citus
+        (`checkpointer.citus.distribute`)."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(citus.distribute, self.schema)
 
     # -- executing plans ---------------------------------------------------------
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     column,
     exists,
@@ -258,10 +259,16 @@ class _Postgres(Dialect):
         pg_namespace = table("pg_namespace", column("oid"), column("nspname"), schema="pg_catalog")
         names = [literal_column(f"'{t.name}'", Text) for t in tables]  # our names, not input
         schema = bindparam(SCHEMA, type_=Text)
+        size: ColumnElement[Any] = func.pg_total_relation_size(pg_class.c.oid)
+        if self.citus:
+            # a distributed table's rows are in its shards, on the workers
+            partitions = table("pg_dist_partition", column("logicalrelid"), schema="pg_catalog")
+            distributed = exists().where(partitions.c.logicalrelid == pg_class.c.oid)
+            size = case((distributed, func.citus_total_relation_size(pg_class.c.oid)), else_=size)
         return (
             select(
                 pg_class.c.relname.label(TABLE),
-                func.pg_total_relation_size(pg_class.c.oid).label(BYTES),
+                size.label(BYTES),
                 func.pg_stat_get_dead_tuples(pg_class.c.oid).label(DEAD_ROWS),
             )
             .join_from(pg_class, pg_namespace, pg_namespace.c.oid == pg_class.c.relnamespace)
@@ -489,7 +496,7 @@ def for_name(name: str, citus: bool = False) -> Dialect:
             lateral=True,
             direct=True,
             staged_blobs=True,
-            skip_locked=True,
+            skip_locked=not citus,  # Citus locks rows only in single-shard queries
             citus=citus,
         )
     if name == "sqlite":

@@ -274,16 +274,20 @@ class Planner:
         return Plan(self._put_separately(row, blobs), atomic=bool(blobs)), codec.next_config(row)
 
     def _put_values(self, row: CheckpointRow, blobs: list[BlobRow]) -> Plan[None]:
-        """Citus: the checkpoint and its blobs as single-shard `VALUES` inserts, one
-        statement up to `VALUES_CHUNK` blobs (more: the others first, one transaction)."""
+        """Citus: the blobs, then the checkpoint naming them, each a single-shard
+        `VALUES` insert (a data-modifying CTE cannot be planned once for every call, as a
+        prepared statement's generic plan is). No transaction: a blob row is the
+        immutable value of one channel version, invisible until a checkpoint names it,
+        so a call that fails between the two leaves nothing a reader sees (the
+        unreferenced blobs go with the next `prune` or sweep of the thread), as the
+        official saver's own `put` on an autocommit connection."""
         s = self.statements
-        chunks = list(_chunks(blobs, VALUES_CHUNK)) or [[]]
-        steps = [Step(s.put_blob_values(len(c)), _blob_values(row, c)) for c in chunks[:-1]]
-        last = chunks[-1]
-        steps.append(
-            Step(s.put_checkpoint_values(len(last)), {**row, TYPE: None, **_blob_values(row, last)})
-        )
-        return Plan(_each_step(steps), atomic=len(steps) > 1)
+        steps = [
+            Step(s.put_blob_values(len(c)), _blob_values(row, c))
+            for c in _chunks(blobs, VALUES_CHUNK)
+        ]
+        steps.append(Step(s.put_checkpoint_values, {**row, TYPE: None}))
+        return Plan(_each_step(steps))
 
     def _put_separately(self, row: CheckpointRow, blobs: list[BlobRow]) -> Steps[None]:
         if blobs:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from . import migrations, retry
+from . import citus, migrations, retry
 from .base import SaverBase, finish, resume
 from .engines import expect_sync_engine
 from .errors import translated
@@ -99,15 +99,29 @@ class SQLAlchemySaver(SaverBase):
         finally:
             engine.dispose()
 
-    def setup(self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT) -> list[str]:
+    def setup(
+        self,
+        *,
+        lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT,
+        distribute: bool = False,
+    ) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
         from many processes at once. Returns the revisions this call applied. Waits at
         most `lock_timeout` seconds for another migrator (None: no limit), then raises
-        `MigrationLockTimeoutError` naming it."""
+        `MigrationLockTimeoutError` naming it. `distribute`: then `distribute()`."""
         with self.engine.connect() as conn:
             applied = migrations.upgrade(conn, schema=self.schema, lock_timeout=lock_timeout)
+            if distribute:
+                citus.distribute(conn, self.schema)
         self._schema_ready = True
         return applied
+
+    def distribute(self) -> list[str]:
+        """On Citus, distribute the tables by `thread_id`, colocated (idempotent); the
+        tables this call distributed. Nothing on a database without Citus
+        (`checkpointer.citus.distribute`)."""
+        with self.engine.connect() as conn:
+            return citus.distribute(conn, self.schema)
 
     # -- executing plans ---------------------------------------------------------
 

@@ -162,23 +162,19 @@ class Writes(Family):
 
     # -- rows as one multi-row VALUES (Citus: a single-shard insert) ----------------
 
-    @cache  # noqa: B019 - one Statements per dialect, kept for the process
-    def put_checkpoint_values(self, blob_count: int) -> Insert:
-        """`put_checkpoint` with its `blob_count` blob rows bound one by one (keys
-        `b_channel_<i>`, ... : `values_keys`) instead of as arrays: Citus routes an
-        `INSERT ... VALUES` whose rows share the bound `thread_id` to one shard, where
-        an `INSERT ... SELECT` from arrays is pulled through the coordinator and
-        committed in two phases."""
+    @cached_property
+    def put_checkpoint_values(self) -> Insert:
+        """Citus: upsert one checkpoint row, alone (its blobs: `put_blob_values`, first)."""
         d = self.dialect
-        stmt = d.upsert(cp, d.insert(cp), ["checkpoint", "metadata"])
-        if not blob_count:
-            return stmt
-        return stmt.add_cte(self.put_blob_values(blob_count).cte("stored_blobs"))
+        return d.upsert(cp, d.insert(cp), ["checkpoint", "metadata"])
 
     @cache  # noqa: B019 - one Statements per dialect, kept for the process
     def put_blob_values(self, count: int) -> Insert:
         """Insert-or-ignore `count` blob rows of thread `b_thread_id`, namespace
-        `b_checkpoint_ns` as one `VALUES` (see `put_checkpoint_values`)."""
+        `b_checkpoint_ns`, bound one by one (keys `b_channel_<i>`, ...: `values_key`) as
+        one `VALUES` instead of arrays: Citus routes an `INSERT ... VALUES` whose rows
+        share the bound `thread_id` to one shard, where an `INSERT ... SELECT` from
+        arrays is pulled through the coordinator and committed in two phases."""
         d = self.dialect
         thread, ns = bindparam(B_THREAD_ID, type_=Text), bindparam(B_CHECKPOINT_NS, type_=Text)
         rows = [
