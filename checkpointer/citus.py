@@ -24,9 +24,9 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.dialects.postgresql import REGCLASS
 
 from . import schema as tables
+from .dialects import RegClass as REGCLASS
 from .dialects import detect_citus
 from .errors import CheckpointerError
 

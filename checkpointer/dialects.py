@@ -51,7 +51,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID, REGCLASS
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
@@ -67,6 +67,9 @@ Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
 
 LargeObjectId = OID
 """Type of a PostgreSQL large object's id (`staged_blobs`)."""
+
+RegClass = REGCLASS
+"""Type of a PostgreSQL table's name as the catalog resolves it (`checkpointer.citus`)."""
 
 
 @dataclass(frozen=True)
@@ -528,6 +531,7 @@ __all__ = [
     "Dialect",
     "JsonDocument",
     "LargeObjectId",
+    "RegClass",
     "detect_citus",
     "filter_shape",
     "for_name",

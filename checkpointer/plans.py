@@ -282,6 +282,7 @@ class Planner:
         unreferenced blobs go with the next `prune` or sweep of the thread), as the
         official saver's own `put` on an autocommit connection."""
         s = self.statements
+        assert s.put_checkpoint_values is not None
         steps = [
             Step(s.put_blob_values(len(c)), _blob_values(row, c))
             for c in _chunks(blobs, VALUES_CHUNK)

@@ -163,9 +163,12 @@ class Writes(Family):
     # -- rows as one multi-row VALUES (Citus: a single-shard insert) ----------------
 
     @cached_property
-    def put_checkpoint_values(self) -> Insert:
-        """Citus: upsert one checkpoint row, alone (its blobs: `put_blob_values`, first)."""
+    def put_checkpoint_values(self) -> Insert | None:
+        """Citus: upsert one checkpoint row, alone (its blobs: `put_blob_values`, first);
+        None elsewhere."""
         d = self.dialect
+        if not d.citus:
+            return None
         return d.upsert(cp, d.insert(cp), ["checkpoint", "metadata"])
 
     @cache  # noqa: B019 - one Statements per dialect, kept for the process
