@@ -82,8 +82,19 @@ def cli() -> int:
         "the official SQLite savers, async and sync, and two processes on one file "
         "(--only: agent, deep, search, graph, delta, storage, sync, processes)",
     )
+    parser.add_argument(
+        "--citus",
+        metavar="URL",
+        default=None,
+        help="instead: our saver on the Citus coordinator at URL next to plain PostgreSQL "
+        "(agent step, real graph, task counts, the fan-out filter search)",
+    )
     args = parser.parse_args()
     only = set(args.only) if args.only else None
+    if args.citus:
+        from . import citus
+
+        return asyncio.run(citus.run(args.citus, args.quick))
     return asyncio.run(main(args.quick, only, args.backend))
 
 
