@@ -24,6 +24,7 @@ from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 from checkpointer.citus import DistributionError, distribute
 from checkpointer.migrations import downgrade, upgrade
 
+from ..cli.test_commands import cli, ok, one_line_error
 from ..e2e.test_e2e_execution import delta_channel, fan_out, functional
 from ..e2e.test_e2e_state import chat, review, subgraph, time_travel
 from ..graphs import interrupting_graph, loop_graph
@@ -407,6 +408,19 @@ def test_existing_rows_move_into_the_shards() -> None:
         engine.dispose()
 
 
+def test_the_distribute_command() -> None:
+    with citus_database(migrated=False) as url:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            upgrade(conn)
+        engine.dispose()
+        target = url.render_as_string(hide_password=False)
+        assert ok("distribute", url=target) == {
+            "distributed": ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
+        }
+        assert ok("distribute", url=target) == {"distributed": []}
+
+
 def test_a_cluster_without_workers_is_a_clear_error() -> None:
     with citus_database(with_workers=False, migrated=False) as url:
         engine = create_engine(url)
@@ -414,4 +428,6 @@ def test_a_cluster_without_workers_is_a_clear_error() -> None:
         with pytest.raises(DistributionError, match=r"no active worker nodes.*citus_add_node"):
             saver.setup(distribute=True)
         assert not _distributed(url)
+        error = one_line_error(cli("distribute", url=url.render_as_string(hide_password=False)))
+        assert "no active worker nodes" in error
         engine.dispose()
