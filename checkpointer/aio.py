@@ -249,7 +249,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         plan, next_config = self.plans.put(config, checkpoint, metadata, new_versions)
         await self._run(plan)
         return next_config
@@ -261,11 +262,13 @@ class AsyncSQLAlchemySaver(SaverBase):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.put_writes(config, writes, task_id, task_path))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(self.plans.get_tuple(config))
 
     async def alist(
@@ -276,25 +279,29 @@ class AsyncSQLAlchemySaver(SaverBase):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         plan = self.plans.list_checkpoints(config, filter=filter, before=before, limit=limit)
         async for item in self._stream(plan):
             yield item
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.delete_thread(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints of these runs, their writes and the blobs nothing
         else references; other runs of the same threads are untouched."""
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.delete_for_runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a whole thread (every namespace, write and blob) to an empty thread, in
         one transaction; raises `ThreadNotEmptyError` if the target has rows."""
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.copy_thread(source_thread_id, target_thread_id))
 
     async def aprune(
@@ -303,7 +310,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         """`keep_latest`: keep each namespace's `keep_last` newest checkpoints and what
         reading and resuming them needs (see `Planner._keep_newest`); `delete`: remove
         the threads. One transaction per thread (`keep_latest`) or per batch (`delete`)."""
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         for plan in self.plans.prune(thread_ids, strategy, keep_last):
             await self._run(plan)
 
@@ -318,7 +326,8 @@ class AsyncSQLAlchemySaver(SaverBase):
     ) -> ThreadPage:
         """A page of thread summaries, most recently updated first, and the cursor of
         the next page (see `Planner.list_threads`)."""
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(
             self.plans.list_threads(
                 filter=filter,
@@ -336,7 +345,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         updated_before: datetime | None = None,
         updated_after: datetime | None = None,
     ) -> int:
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(
             self.plans.count_threads(
                 filter=filter, updated_before=updated_before, updated_after=updated_after
@@ -356,7 +366,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         """Delete (or prune to their latest state) at most `limit` threads idle for
         `idle_for` (before `now`, default the current time), except those whose latest
         metadata contains `keep`; one short transaction per batch (see `Sweep`)."""
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         sweep = self.plans.sweep(
             idle_for=idle_for,
             strategy=strategy,
@@ -372,14 +383,16 @@ class AsyncSQLAlchemySaver(SaverBase):
     async def astats(self, top: int = 10) -> Stats:
         """Rows and bytes per table, thread and checkpoint counts, activity, the `top`
         largest threads."""
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(self.plans.stats(top, self.schema))
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         """The base class's result in one statement, whatever the chain's depth."""
-        await self._ensure_ready()  # statement shapes are decided at first use
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(self.plans.delta_history(config, channels))
 
     # -- sync bridges: run on the saver's loop from another thread ---------------

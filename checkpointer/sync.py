@@ -186,7 +186,8 @@ class SQLAlchemySaver(SaverBase):
     def plans(self) -> Planner:
         """The planner, after the first use has decided the statement shapes (Citus's
         or not, `SaverBase._first_use`)."""
-        self._ensure_ready()
+        if not self._ready:
+            self._ensure_ready()
         return super().plans
 
     # -- async use is a mistake: say what to use instead ----------------------------
