@@ -127,8 +127,10 @@ class AsyncSQLAlchemySaver(SaverBase):
         applied = await migrations.aupgrade(
             self.engine, schema=self.schema, lock_timeout=lock_timeout
         )
-        if distribute:
-            await self.distribute()
+        async with self.engine.connect() as conn:
+            if distribute:
+                await conn.run_sync(citus.distribute, self.schema)
+            await conn.run_sync(self._note_citus)
         self._schema_ready = True
         return applied
 

@@ -255,6 +255,11 @@ class SaverBase(BaseCheckpointSaver[str]):
             self._fast = None
         self._ready = True
 
+    def _note_citus(self, conn: Connection) -> None:
+        """Decide the engine's Citus capability on a connection at hand (`setup`), so
+        the first use needs no connection of its own for it."""
+        _citus[self._transact.pool] = detect_citus(conn)
+
     @property
     def plans(self) -> Planner:
         # `with_allowlist` clones the saver with another serde: follow it.

@@ -113,6 +113,7 @@ class SQLAlchemySaver(SaverBase):
             applied = migrations.upgrade(conn, schema=self.schema, lock_timeout=lock_timeout)
             if distribute:
                 citus.distribute(conn, self.schema)
+            self._note_citus(conn)
         self._schema_ready = True
         return applied
 
