@@ -125,8 +125,19 @@ def cli() -> int:
         help="the agent step and the real graph through a proxy adding 1 ms of round-trip "
         "time (benchmarks.proxy), both async savers",
     )
+    parser.add_argument(
+        "--citus",
+        metavar="URL",
+        default=None,
+        help="instead: our saver on the Citus coordinator at URL next to plain PostgreSQL "
+        "(agent step, real graph, task counts, the fan-out filter search)",
+    )
     args = parser.parse_args()
     only = set(args.only) if args.only else None
+    if args.citus:
+        from . import citus
+
+        return asyncio.run(citus.run(args.citus, args.quick))
     return asyncio.run(main(args.quick, only, args.backend, args.rtt))
 
 

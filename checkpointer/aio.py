@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from . import migrations, retry
+from . import citus, migrations, retry
 from .base import Released, SaverBase, drive, finish, resume
 from .engines import expect_async_engine
 from .errors import translated
@@ -131,18 +131,32 @@ class AsyncSQLAlchemySaver(SaverBase):
             await engine.dispose()
 
     async def setup(
-        self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT
+        self,
+        *,
+        lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT,
+        distribute: bool = False,
     ) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
         from many processes at once. Returns the revisions this call applied. Waits at
         most `lock_timeout` seconds for another migrator (None: no limit), then raises
-        `MigrationLockTimeoutError` naming it."""
+        `MigrationLockTimeoutError` naming it. `distribute`: then `distribute()`."""
         self._remember_loop()
         applied = await migrations.aupgrade(
             self.engine, schema=self.schema, lock_timeout=lock_timeout
         )
+        async with self.engine.connect() as conn:
+            if distribute:
+                await conn.run_sync(citus.distribute, self.schema)
+            await conn.run_sync(self._note_citus)
         self._schema_ready = True
         return applied
+
+    async def distribute(self) -> list[str]:
+        """On Citus, distribute the tables by `thread_id`, colocated (idempotent); the
+        tables this call distributed. Nothing on a database without Citus
+        (`checkpointer.citus.distribute`)."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(citus.distribute, self.schema)
 
     # -- executing plans ---------------------------------------------------------
 
@@ -257,6 +271,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         plan, next_config = self.plans.put(config, checkpoint, metadata, new_versions)
         await self._run(plan)
         return next_config
@@ -268,9 +284,13 @@ class AsyncSQLAlchemySaver(SaverBase):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.put_writes(config, writes, task_id, task_path))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(self.plans.get_tuple(config))
 
     async def alist(
@@ -281,21 +301,29 @@ class AsyncSQLAlchemySaver(SaverBase):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         plan = self.plans.list_checkpoints(config, filter=filter, before=before, limit=limit)
         async for item in self._stream(plan):
             yield item
 
     async def adelete_thread(self, thread_id: str) -> None:
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.delete_thread(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints of these runs, their writes and the blobs nothing
         else references; other runs of the same threads are untouched."""
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.delete_for_runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a whole thread (every namespace, write and blob) to an empty thread, in
         one transaction; raises `ThreadNotEmptyError` if the target has rows."""
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         await self._run(self.plans.copy_thread(source_thread_id, target_thread_id))
 
     async def aprune(
@@ -304,6 +332,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         """`keep_latest`: keep each namespace's `keep_last` newest checkpoints and what
         reading and resuming them needs (see `Planner._keep_newest`); `delete`: remove
         the threads. One transaction per thread (`keep_latest`) or per batch (`delete`)."""
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         for plan in self.plans.prune(thread_ids, strategy, keep_last):
             await self._run(plan)
 
@@ -318,6 +348,8 @@ class AsyncSQLAlchemySaver(SaverBase):
     ) -> ThreadPage:
         """A page of thread summaries, most recently updated first, and the cursor of
         the next page (see `Planner.list_threads`)."""
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(
             self.plans.list_threads(
                 filter=filter,
@@ -335,6 +367,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         updated_before: datetime | None = None,
         updated_after: datetime | None = None,
     ) -> int:
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(
             self.plans.count_threads(
                 filter=filter, updated_before=updated_before, updated_after=updated_after
@@ -354,6 +388,8 @@ class AsyncSQLAlchemySaver(SaverBase):
         """Delete (or prune to their latest state) at most `limit` threads idle for
         `idle_for` (before `now`, default the current time), except those whose latest
         metadata contains `keep`; one short transaction per batch (see `Sweep`)."""
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         sweep = self.plans.sweep(
             idle_for=idle_for,
             strategy=strategy,
@@ -369,12 +405,16 @@ class AsyncSQLAlchemySaver(SaverBase):
     async def astats(self, top: int = 10) -> Stats:
         """Rows and bytes per table, thread and checkpoint counts, activity, the `top`
         largest threads."""
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(self.plans.stats(top, self.schema))
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         """The base class's result in one statement, whatever the chain's depth."""
+        if not self._ready:  # statement shapes are decided at first use
+            await self._ensure_ready()
         return await self._run(self.plans.delta_history(config, channels))
 
     async def adecode_blobs(self, *, batch: int = DECODE_BATCH) -> int:

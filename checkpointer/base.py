@@ -11,20 +11,25 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Pool
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import codec, fastpath, incremental, migrations, retry
+from .dialects import detect_citus
 from .plans import DecodeBlobs, Emit, Plan, Planner, Rows, Step
 from .rows import SETTING_NAME
 from .statements import for_dialect
 
 T = TypeVar("T")
 E = TypeVar("E", Engine, AsyncEngine)
+
+_citus: WeakKeyDictionary[Pool, bool] = WeakKeyDictionary()
+"""Per engine (its pool), whether its database has the `citus` extension (`detect_citus`)."""
 
 log = logging.getLogger("checkpointer")
 
@@ -266,12 +271,24 @@ class SaverBase(BaseCheckpointSaver[str]):
         of the database (`Dialect.prepare`: SQLite's journal mode), then the fast path's
         trial statement (off for this saver if it fails)."""
         dialect = self._planner.statements.dialect
-        if not self._schema_ready or dialect.prepares or not self._encoding_checked:
+        citus = _citus.get(self._transact.pool)
+        if (
+            not self._schema_ready
+            or dialect.prepares
+            or not self._encoding_checked
+            or citus is None
+        ):
             with self._autocommit_sync.connect() as conn:
                 if not self._schema_ready:
                     migrations.check_revision(conn, self.schema)
                     self._schema_ready = True
                 dialect.prepare(conn)
+                if citus is None:
+                    citus = _citus[self._transact.pool] = detect_citus(conn)
+                if citus and not dialect.citus:
+                    encoder = self._planner.encoder
+                    statements = for_dialect(dialect.name, encoder is not None, citus=True)
+                    self._planner = Planner(statements, self.serde, encoder)
                 if not self._encoding_checked:
                     self._check_encoding(conn)
                     self._encoding_checked = True
@@ -327,6 +344,11 @@ class SaverBase(BaseCheckpointSaver[str]):
                 "(a saver without it refuses a database that holds encoded rows)"
             )
         return self.plans.decode_blobs(batch)
+
+    def _note_citus(self, conn: Connection) -> None:
+        """Decide the engine's Citus capability on a connection at hand (`setup`), so
+        the first use needs no connection of its own for it."""
+        _citus[self._transact.pool] = detect_citus(conn)
 
     @property
     def plans(self) -> Planner:

@@ -561,6 +561,26 @@ def stats(url: str, schema: str | None, as_json: bool, top: int) -> None:
     ctx.emit(found.as_dict(), human)
 
 
+@app.command()
+@common
+def distribute(url: str, schema: str | None, as_json: bool) -> None:
+    """On Citus, distribute the tables by thread_id, colocated; safe to run again.
+    Nothing on a database without the citus extension.
+
+    JSON: {"distributed": [table, ...]} (the tables this run distributed)"""
+    ctx = _context(url, schema, as_json)
+    with ctx.saver() as saver:
+        done = saver.distribute()
+
+    def human() -> None:
+        if done:
+            ctx.console.print(f"distributed by thread_id: {', '.join(done)}")
+        else:
+            ctx.console.print("nothing to distribute (already distributed, or not Citus)")
+
+    ctx.emit({"distributed": done}, human)
+
+
 MIGRATIONS = ("upgrade", "downgrade", "current", "history", "check", "heads", "show", "stamp")
 
 

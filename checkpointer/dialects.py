@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     column,
     exists,
@@ -56,7 +57,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID, REGCLASS
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
@@ -76,6 +77,9 @@ THREAD_LOCK_CLASS = literal_column("1668312436", Integer)
 """The first key of the per-thread advisory locks (`Dialect.thread_lock`): 'cpst' as
 an int4, a constant in the SQL text."""
 """Type of a PostgreSQL large object's id (`staged_blobs`)."""
+
+RegClass = REGCLASS
+"""Type of a PostgreSQL table's name as the catalog resolves it (`checkpointer.citus`)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,13 @@ class Dialect:
     skip_locked: bool = False
     """`SELECT ... FOR UPDATE SKIP LOCKED`: concurrent sweepers take disjoint batches
     (PostgreSQL). SQLite has one writer at a time, which serializes them anyway."""
+
+    citus: bool = False
+    """The tables may be distributed by `thread_id` (the `citus` extension is present;
+    decided once per engine, `detect_citus`): every per-thread statement filters each
+    table on the bound `thread_id` itself and writes rows as one multi-row `VALUES`
+    insert, so Citus routes it to one shard; cross-thread reads join without LATERAL,
+    which Citus cannot push down over the shards."""
 
     def thread_lock(
         self, thread_id: ColumnElement[Any], *, shared: bool
@@ -308,10 +319,16 @@ class _Postgres(Dialect):
         pg_namespace = table("pg_namespace", column("oid"), column("nspname"), schema="pg_catalog")
         names = [literal_column(f"'{t.name}'", Text) for t in tables]  # our names, not input
         schema = bindparam(SCHEMA, type_=Text)
+        size: ColumnElement[Any] = func.pg_total_relation_size(pg_class.c.oid)
+        if self.citus:
+            # a distributed table's rows are in its shards, on the workers
+            partitions = table("pg_dist_partition", column("logicalrelid"), schema="pg_catalog")
+            distributed = exists().where(partitions.c.logicalrelid == pg_class.c.oid)
+            size = case((distributed, func.citus_total_relation_size(pg_class.c.oid)), else_=size)
         return (
             select(
                 pg_class.c.relname.label(TABLE),
-                func.pg_total_relation_size(pg_class.c.oid).label(BYTES),
+                size.label(BYTES),
                 func.pg_stat_get_dead_tuples(pg_class.c.oid).label(DEAD_ROWS),
             )
             .join_from(pg_class, pg_namespace, pg_namespace.c.oid == pg_class.c.relnamespace)
@@ -671,8 +688,9 @@ def _sqlite_contains(
 
 
 @cache
-def for_name(name: str) -> Dialect:
-    """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
+def for_name(name: str, citus: bool = False) -> Dialect:
+    """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones;
+    `citus`: PostgreSQL with the `citus` extension (see `Dialect.citus`)."""
     if name == "postgresql":
         return _Postgres(
             name,
@@ -681,7 +699,8 @@ def for_name(name: str) -> Dialect:
             lateral=True,
             direct=True,
             staged_blobs=True,
-            skip_locked=True,
+            skip_locked=not citus,  # Citus locks rows only in single-shard queries
+            citus=citus,
         )
     if name == "sqlite":
         return _Sqlite(
@@ -697,4 +716,23 @@ def for_name(name: str) -> Dialect:
     )
 
 
-__all__ = ["Blob", "Dialect", "JsonDocument", "LargeObjectId", "filter_shape", "for_name"]
+def detect_citus(conn: Connection) -> bool:
+    """Whether the database has the `citus` extension (PostgreSQL only): the statement
+    shapes of `Dialect.citus`, chosen once per engine at a saver's first use."""
+    if conn.dialect.name != "postgresql":
+        return False
+    extension = table("pg_extension", column("extname"), schema="pg_catalog")
+    found = select(exists().where(extension.c.extname == literal("citus", Text)))
+    return bool(conn.execute(found).scalar())
+
+
+__all__ = [
+    "Blob",
+    "Dialect",
+    "JsonDocument",
+    "LargeObjectId",
+    "RegClass",
+    "detect_citus",
+    "filter_shape",
+    "for_name",
+]

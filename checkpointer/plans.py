@@ -114,6 +114,7 @@ from .rows import (
     UPDATED_AFTER,
     UPDATED_BEFORE,
     VALUE,
+    VALUES_CHUNK,
     VERSION,
     VERSIONS,
     W_BLOB,
@@ -122,6 +123,7 @@ from .rows import (
     W_TYPE,
     WRITES,
     channel_key,
+    values_key,
 )
 from .statements import LIST_CHUNK, SWEEP_BATCH, PageShape, Statements, ThreadShape
 
@@ -378,6 +380,8 @@ class Planner:
         dialect = self.statements.dialect
         if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
             return Plan(self._put_staged(row, blobs), atomic=True), codec.next_config(row)
+        if dialect.citus:
+            return self._put_values(row, blobs), codec.next_config(row)
         if dialect.cte_dml:
             return Plan(
                 _one(Step(self.statements.put_checkpoint, _with_blob_arrays(row, blobs)))
@@ -394,12 +398,36 @@ class Planner:
         dialect = self.statements.dialect
         if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
             plan = Plan(self._put_staged(row, blobs), atomic=True, committed=committed)
+        elif dialect.citus:
+            plan = self._put_values(row, blobs, committed)
         elif dialect.cte_dml:
             step = Step(self.statements.put_checkpoint, _with_blob_arrays(row, blobs))
             plan = Plan(_one(step), committed=committed)
         else:
             plan = Plan(self._put_separately(row, blobs), atomic=bool(blobs), committed=committed)
         return plan, codec.next_config(row)
+
+    def _put_values(
+        self,
+        row: CheckpointRow,
+        blobs: list[BlobRow],
+        committed: Callable[[], None] | None = None,
+    ) -> Plan[None]:
+        """Citus: the blobs, then the checkpoint naming them, each a single-shard
+        `VALUES` insert (a data-modifying CTE cannot be planned once for every call, as a
+        prepared statement's generic plan is). No transaction: a blob row is the
+        immutable value of one channel version, invisible until a checkpoint names it,
+        so a call that fails between the two leaves nothing a reader sees (the
+        unreferenced blobs go with the next `prune` or sweep of the thread), as the
+        official saver's own `put` on an autocommit connection."""
+        s = self.statements
+        assert s.put_checkpoint_values is not None
+        steps = [
+            Step(s.put_blob_values(len(c)), _blob_values(row, c))
+            for c in _chunks(blobs, VALUES_CHUNK)
+        ]
+        steps.append(Step(s.put_checkpoint_values, {**row, TYPE: None}))
+        return Plan(_each_step(steps), committed=committed)
 
     def _put_separately(self, row: CheckpointRow, blobs: list[BlobRow]) -> Steps[None]:
         if blobs:
@@ -477,6 +505,12 @@ class Planner:
             return Plan(_none())
         if self.statements.dialect.staged_blobs and any(self._is_large(r) for r in rows):
             return Plan(self._put_writes_staged(rows), atomic=True)
+        if self.statements.dialect.citus:
+            steps = [
+                Step(self.statements.put_writes_values(len(c)), _write_values(c))
+                for c in _chunks(rows, VALUES_CHUNK)
+            ]
+            return Plan(_each_step(steps), atomic=len(steps) > 1)
         if self.statements.dialect.batch_as_arrays:
             return Plan(_one(Step(self.statements.put_writes, _write_arrays(rows))))
         return Plan(_one(Step(self.statements.put_writes, rows)), atomic=len(rows) > 1)
@@ -1142,6 +1176,11 @@ def _each(statements: Sequence[Executable], params: Mapping[str, Any]) -> Steps[
         yield Step(statement, params)
 
 
+def _each_step(steps: Sequence[Step]) -> Steps[None]:
+    for step in steps:  # noqa: UP028 - not `yield from`: a list takes no `send`
+        yield step
+
+
 def _none() -> Steps[None]:
     return
     yield  # pragma: no cover - makes this a generator
@@ -1158,6 +1197,35 @@ def _with_blob_arrays(row: CheckpointRow, blobs: list[BlobRow]) -> dict[str, Any
         B_TYPE: [b["type"] for b in blobs],
         B_BLOB: [b["blob"] for b in blobs],
     }
+
+
+def _blob_values(row: CheckpointRow, blobs: Sequence[BlobRow]) -> dict[str, Any]:
+    """A checkpoint's blobs bound one by one (`Writes.put_blob_values`)."""
+    out: dict[str, Any] = {B_THREAD_ID: row["thread_id"], B_CHECKPOINT_NS: row["checkpoint_ns"]}
+    for i, b in enumerate(blobs):
+        out[values_key(B_CHANNEL, i)] = b["channel"]
+        out[values_key(B_VERSION, i)] = b["version"]
+        out[values_key(B_TYPE, i)] = b["type"]
+        out[values_key(B_BLOB, i)] = b["blob"]
+    return out
+
+
+def _write_values(rows: Sequence[WriteRow]) -> dict[str, Any]:
+    """One task's writes bound one by one (`Writes.put_writes_values`)."""
+    first = rows[0]
+    out: dict[str, Any] = {
+        THREAD_ID: first["thread_id"],
+        CHECKPOINT_NS: first["checkpoint_ns"],
+        CHECKPOINT_ID: first["checkpoint_id"],
+        TASK_ID: first["task_id"],
+        TASK_PATH: first["task_path"],
+    }
+    for i, r in enumerate(rows):
+        out[values_key(W_CHANNEL, i)] = r["channel"]
+        out[values_key(W_TYPE, i)] = r["type"]
+        out[values_key(W_BLOB, i)] = r["blob"]
+        out[values_key(W_IDX, i)] = r["idx"]
+    return out
 
 
 def _last_per_key(rows: list[WriteRow]) -> list[WriteRow]:

@@ -129,6 +129,16 @@ W_TYPE: Final = "w_type"
 W_BLOB: Final = "w_blob"
 W_IDX: Final = "w_idx"
 """A task's writes, bound as arrays (`put_writes` on PostgreSQL)."""
+VALUES_CHUNK: Final = 64
+"""Rows per multi-row `VALUES` insert (Citus): at most this many statement shapes each."""
+
+
+def values_key(key: str, i: int) -> str:
+    """The key of row `i`'s value of `key` (`b_channel`, `w_idx`, ...) in a multi-row
+    `VALUES` insert (Citus)."""
+    return f"{key}_{i}"
+
+
 BEFORE: Final = "before"
 KEY_ID: Final = "key_id"
 KEY_THREAD: Final = "key_thread"

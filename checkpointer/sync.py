@@ -22,11 +22,11 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from . import migrations, retry
+from . import citus, migrations, retry
 from .base import SaverBase, finish, resume
 from .engines import expect_sync_engine
 from .errors import translated
-from .plans import DECODE_BATCH, Emit, Plan, Step
+from .plans import DECODE_BATCH, Emit, Plan, Planner, Step
 from .reports import Stats, SweepReport, ThreadPage
 from .retry import Retry
 from .urls import sync_url
@@ -116,15 +116,30 @@ class SQLAlchemySaver(SaverBase):
         finally:
             engine.dispose()
 
-    def setup(self, *, lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT) -> list[str]:
+    def setup(
+        self,
+        *,
+        lock_timeout: float | None = migrations.DEFAULT_LOCK_TIMEOUT,
+        distribute: bool = False,
+    ) -> list[str]:
         """Migrate the database to this package's head revision; safe at every start,
         from many processes at once. Returns the revisions this call applied. Waits at
         most `lock_timeout` seconds for another migrator (None: no limit), then raises
-        `MigrationLockTimeoutError` naming it."""
+        `MigrationLockTimeoutError` naming it. `distribute`: then `distribute()`."""
         with self.engine.connect() as conn:
             applied = migrations.upgrade(conn, schema=self.schema, lock_timeout=lock_timeout)
+            if distribute:
+                citus.distribute(conn, self.schema)
+            self._note_citus(conn)
         self._schema_ready = True
         return applied
+
+    def distribute(self) -> list[str]:
+        """On Citus, distribute the tables by `thread_id`, colocated (idempotent); the
+        tables this call distributed. Nothing on a database without Citus
+        (`checkpointer.citus.distribute`)."""
+        with self.engine.connect() as conn:
+            return citus.distribute(conn, self.schema)
 
     # -- executing plans ---------------------------------------------------------
 
@@ -189,6 +204,14 @@ class SQLAlchemySaver(SaverBase):
                     return
             yield item.value
             item = resume(plan)
+
+    @property
+    def plans(self) -> Planner:
+        """The planner, after the first use has decided the statement shapes (Citus's
+        or not, `SaverBase._first_use`)."""
+        if not self._ready:
+            self._ensure_ready()
+        return super().plans
 
     # -- async use is a mistake: say what to use instead ----------------------------
 

@@ -34,8 +34,8 @@ class EncodedStatements(EncodedGarbage, Statements):
 
 
 @cache
-def for_dialect(name: str, encoded: bool = False) -> Statements:
-    return (EncodedStatements if encoded else Statements)(for_name(name))
+def for_dialect(name: str, encoded: bool = False, citus: bool = False) -> Statements:
+    return (EncodedStatements if encoded else Statements)(for_name(name, citus))
 
 
 __all__ = [

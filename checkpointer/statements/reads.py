@@ -124,9 +124,11 @@ class Reads(Family):
             q = q.limit(bindparam(LIMIT, type_=Integer))
         return q
 
-    def read(self, page: Select[Any]) -> CompoundSelect[Any]:
+    def read(self, page: Select[Any], thread: bool = False) -> CompoundSelect[Any]:
         """A page of checkpoints with, as rows, the blobs their versions name, their
-        pending writes, and the parents' pending sends of pre-format-4 checkpoints."""
+        pending writes, and the parents' pending sends of pre-format-4 checkpoints.
+        `thread`: the page is of thread `thread_id`, which on Citus every table is
+        filtered on (the router rule)."""
         d = self.dialect
         p = page.cte("page")
         versions = d.channel_versions(p.c.checkpoint)
@@ -135,26 +137,31 @@ class Reads(Family):
             p.c.parent_checkpoint_id.is_not(None), d.checkpoint_format(p.c.checkpoint) < 4
         )
         write_columns = {n: writes.c[n] for n in _ROW_COLUMNS if n in writes.c}
+        routed = d.citus and thread
+        of_thread = [writes.c.thread_id == bindparam(THREAD_ID)] if routed else []
         return union_all(
             _tagged(KIND_CHECKPOINT, {n: p.c[n] for n in _ROW_COLUMNS if n in p.c and n != TYPE}),
-            self._blobs_of(p, versions),
+            self._blobs_of(p, versions, routed),
             _tagged(KIND_WRITE, write_columns).where(
-                write_key.in_(select(p.c.thread_id, p.c.checkpoint_ns, p.c.checkpoint_id))
+                *of_thread,
+                write_key.in_(select(p.c.thread_id, p.c.checkpoint_ns, p.c.checkpoint_id)),
             ),
             _tagged(KIND_SEND, write_columns).where(
-                writes.c.channel == literal(TASKS, Text), write_key.in_(old_parents)
+                *of_thread, writes.c.channel == literal(TASKS, Text), write_key.in_(old_parents)
             ),
         )
 
-    def _blobs_of(self, p: Any, versions: Any) -> Select[Any]:
-        """The blob rows a page's channel versions name."""
+    def _blobs_of(self, p: Any, versions: Any, routed: bool = False) -> Select[Any]:
+        """The blob rows a page's channel versions name. On Citus, a page of one thread
+        probes them by the bound `thread_id`; a page across threads joins them without
+        LATERAL (Citus cannot push a LATERAL subquery with a LIMIT down to the shards)."""
         key = (
-            blobs.c.thread_id == p.c.thread_id,
+            blobs.c.thread_id == (bindparam(THREAD_ID) if routed else p.c.thread_id),
             blobs.c.checkpoint_ns == p.c.checkpoint_ns,
             blobs.c.channel == versions.c.key,
             blobs.c.version == cast(versions.c.value, Text),
         )
-        if self.dialect.lateral:
+        if self.dialect.lateral and (routed or not self.dialect.citus):
             # One primary-key probe per (checkpoint, version). LIMIT 1 keeps PostgreSQL
             # from flattening the subquery into a join, which it would plan as a hash
             # join over the whole blobs table once a page has a few dozen checkpoints
@@ -180,11 +187,13 @@ class Reads(Family):
 
     @cached_property
     def get_latest(self) -> CompoundSelect[Any]:
-        return self.read(self.page(PageShape(thread=True, namespace=True, latest=True)))
+        return self.read(self.page(PageShape(thread=True, namespace=True, latest=True)), True)
 
     @cached_property
     def get_by_id(self) -> CompoundSelect[Any]:
-        return self.read(self.page(PageShape(thread=True, namespace=True, checkpoint_id=True)))
+        return self.read(
+            self.page(PageShape(thread=True, namespace=True, checkpoint_id=True)), True
+        )
 
     def list_page(
         self, shape: PageShape, filter: Mapping[str, Any] | None
@@ -200,12 +209,12 @@ class Reads(Family):
         clause, params = self.dialect.metadata_filter(cp.c.metadata, filter, FILTER_PREFIX)
         if len(self._filtered) >= FILTER_SHAPES:
             self._filtered.clear()
-        statement = self._filtered[key] = self.read(self.page(shape, clause))
+        statement = self._filtered[key] = self.read(self.page(shape, clause), shape.thread)
         return statement, params
 
     @cache  # noqa: B019 - one Statements per dialect, kept for the process
     def _list_page(self, shape: PageShape) -> CompoundSelect[Any]:
-        return self.read(self.page(shape))
+        return self.read(self.page(shape), shape.thread)
 
 
 _ROW_COLUMNS: dict[str, Any] = {

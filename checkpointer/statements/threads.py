@@ -116,6 +116,34 @@ def _bounded(q: Select[Any], shape: ThreadShape) -> Select[Any]:
     return q
 
 
+def _citus_thread_page(page: Any) -> Select[Any]:
+    """`thread_page` on Citus: the page is found across the shards, then its threads'
+    first root checkpoint and count by one grouped query per shard, joined to it (Citus
+    runs no correlated subquery over a page it has gathered)."""
+    counted = cp.alias("counted")
+    totals = (
+        select(
+            counted.c.thread_id,
+            func.min(counted.c.checkpoint_id).filter(counted.c.checkpoint_ns == ROOT).label(FIRST),
+            func.count().label(CHECKPOINTS),
+        )
+        .where(counted.c.thread_id.in_(select(page.c.thread_id)))
+        .group_by(counted.c.thread_id)
+        .subquery("totals")
+    )
+    return (
+        select(
+            page.c.thread_id,
+            page.c[HEAD],
+            page.c.metadata,
+            totals.c[FIRST],
+            totals.c[CHECKPOINTS],
+        )
+        .join_from(page, totals, totals.c.thread_id == page.c.thread_id)
+        .order_by(page.c[HEAD].desc(), page.c.thread_id.desc())
+    )
+
+
 class Threads(Family):
     """`thread_page`, `thread_count`, `sweep_batch`, `batch_sizes`, `sweep_delete`,
     `prune_newest` and the statistics."""
@@ -162,11 +190,12 @@ class Threads(Family):
                     tuple_(cp.c.checkpoint_id, cp.c.thread_id)
                     < tuple_(bindparam(AFTER_ID, type_=Text), bindparam(AFTER_THREAD, type_=Text))
                 )
-            page = (
-                q.order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id.desc())
-                .limit(bindparam(LIMIT, type_=Integer))
-                .subquery("page")
+            newest = q.order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id.desc()).limit(
+                bindparam(LIMIT, type_=Integer)
             )
+            if self.dialect.citus:
+                return _citus_thread_page(newest.cte("page"))
+            page = newest.subquery("page")
             first = cp.alias("first_cp")
             counted = cp.alias("counted")
             return select(

@@ -90,7 +90,8 @@ def chain_walk(dialect: Dialect, channels: int, count_target: bool) -> Any:
                 continue
             top, near = bounds[i]
             stored = exists().where(
-                blobs.c.thread_id == c.c.thread_id,
+                # on Citus, the bound thread: every table filtered on it (router rule)
+                blobs.c.thread_id == (thread if d.citus else c.c.thread_id),
                 blobs.c.checkpoint_ns == c.c.checkpoint_ns,
                 blobs.c.channel == ch,
                 blobs.c.version == version,

@@ -6,10 +6,20 @@ rows go as array parameters, and a checkpoint's blobs ride in a data-modifying C
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Select, Text, bindparam, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.sql.expression import Delete, Insert
 
 from ..dialects import Blob, LargeObjectId
@@ -37,6 +47,7 @@ from ..rows import (
     W_CHANNEL,
     W_IDX,
     W_TYPE,
+    values_key,
 )
 from .common import Family, blobs, cp, writes
 
@@ -165,6 +176,67 @@ class Writes(Family):
             insert = d.insert(writes)
         return d.upsert(
             writes, insert, ["channel", "type", "blob", "task_path"], where=insert.excluded.idx < 0
+        )
+
+    # -- rows as one multi-row VALUES (Citus: a single-shard insert) ----------------
+
+    @cached_property
+    def put_checkpoint_values(self) -> Insert | None:
+        """Citus: upsert one checkpoint row, alone (its blobs: `put_blob_values`, first);
+        None elsewhere."""
+        d = self.dialect
+        if not d.citus:
+            return None
+        return d.upsert(cp, d.insert(cp), ["checkpoint", "metadata"])
+
+    @cache  # noqa: B019 - one Statements per dialect, kept for the process
+    def put_blob_values(self, count: int) -> Insert:
+        """Insert-or-ignore `count` blob rows of thread `b_thread_id`, namespace
+        `b_checkpoint_ns`, bound one by one (keys `b_channel_<i>`, ...: `values_key`) as
+        one `VALUES` instead of arrays: Citus routes an `INSERT ... VALUES` whose rows
+        share the bound `thread_id` to one shard, where an `INSERT ... SELECT` from
+        arrays is pulled through the coordinator and committed in two phases."""
+        d = self.dialect
+        thread, ns = bindparam(B_THREAD_ID, type_=Text), bindparam(B_CHECKPOINT_NS, type_=Text)
+        rows = [
+            {
+                "thread_id": thread,
+                "checkpoint_ns": ns,
+                "channel": bindparam(values_key(B_CHANNEL, i), type_=Text),
+                "version": bindparam(values_key(B_VERSION, i), type_=Text),
+                "type": bindparam(values_key(B_TYPE, i), type_=Text),
+                "blob": bindparam(values_key(B_BLOB, i), type_=Blob),
+            }
+            for i in range(count)
+        ]
+        return d.insert_or_ignore(blobs, d.insert(blobs).values(rows))
+
+    @cache  # noqa: B019 - one Statements per dialect, kept for the process
+    def put_writes_values(self, count: int) -> Insert:
+        """`put_writes` for `count` writes of one task bound one by one (`w_channel_<i>`,
+        ...) as one `VALUES`: a single-shard insert on Citus. The `idx < 0` test of the
+        upsert compares with a constant: a bound one is sent to the worker untyped."""
+        d = self.dialect
+        shared = {
+            name: bindparam(name, type_=Text)
+            for name in (THREAD_ID, CHECKPOINT_NS, CHECKPOINT_ID, TASK_ID, TASK_PATH)
+        }
+        rows = [
+            {
+                **shared,
+                "idx": bindparam(values_key(W_IDX, i), type_=Integer),
+                "channel": bindparam(values_key(W_CHANNEL, i), type_=Text),
+                "type": bindparam(values_key(W_TYPE, i), type_=Text),
+                "blob": bindparam(values_key(W_BLOB, i), type_=Blob),
+            }
+            for i in range(count)
+        ]
+        insert = d.insert(writes).values(rows)
+        return d.upsert(
+            writes,
+            insert,
+            ["channel", "type", "blob", "task_path"],
+            where=insert.excluded.idx < literal_column("0", Integer),
         )
 
     @cached_property

@@ -202,3 +202,9 @@ def test_db_commands_and_the_old_forms(tmp_path: Path) -> None:
     assert none.returncode == 2
     assert "upgrade head" in none.stderr
     assert "threads" in cli("--help").stdout
+
+
+def test_distribute_does_nothing_without_citus(url: str) -> None:
+    """`checkpointer distribute` on plain PostgreSQL and SQLite: nothing distributed,
+    exit 0 (on Citus: tests/citus)."""
+    assert ok("distribute", url=url) == {"distributed": []}
