@@ -261,6 +261,8 @@ class Planner:
     ) -> tuple[Plan[None], RunnableConfig]:
         row, blobs = codec.encode_checkpoint(self.serde, config, checkpoint, metadata, new_versions)
         dialect = self.statements.dialect
+        dialect.check_keys(row)
+        dialect.check_keys(blobs)
         if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
             return Plan(self._put_staged(row, blobs), atomic=True), codec.next_config(row)
         if dialect.cte_dml:
@@ -321,6 +323,7 @@ class Planner:
         rows = _last_per_key(codec.encode_writes(self.serde, config, writes, task_id, task_path))
         if not rows:
             return Plan(_none())
+        self.statements.dialect.check_keys(rows)
         if self.statements.dialect.batch_as_arrays:
             return Plan(_one(Step(self.statements.put_writes, _write_arrays(rows))))
         return Plan(_one(Step(self.statements.put_writes, rows)), atomic=len(rows) > 1)
@@ -466,6 +469,7 @@ class Planner:
         target = _name(target_thread_id, "target_thread_id")
         if source == target:
             raise ValueError(f"copy_thread: source and target are the same thread {source!r}")
+        self.statements.dialect.check_keys({THREAD_ID: target})
         return Plan(self._copy_thread(source, target), atomic=True)
 
     def _copy_thread(self, source: str, target: str) -> Steps[None]:

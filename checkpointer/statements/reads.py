@@ -148,11 +148,12 @@ class Reads(Family):
 
     def _blobs_of(self, p: Any, versions: Any) -> Select[Any]:
         """The blob rows a page's channel versions name."""
+        value = self.dialect.version_value(versions, p.c.checkpoint)
         key = (
             blobs.c.thread_id == p.c.thread_id,
             blobs.c.checkpoint_ns == p.c.checkpoint_ns,
             blobs.c.channel == versions.c.key,
-            blobs.c.version == cast(versions.c.value, Text),
+            blobs.c.version == cast(value, Text),
         )
         if self.dialect.lateral:
             # One primary-key probe per (checkpoint, version). LIMIT 1 keeps PostgreSQL
@@ -167,7 +168,7 @@ class Reads(Family):
                 .join(blob, true())
             )
         wanted = (
-            select(p.c.thread_id, p.c.checkpoint_ns, versions.c.key, cast(versions.c.value, Text))
+            select(p.c.thread_id, p.c.checkpoint_ns, versions.c.key, cast(value, Text))
             .select_from(p)
             .join(versions, true())
         )
