@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import codec, fastpath, migrations, retry
+from .dialects import for_name
 from .plans import Emit, Plan, Planner, Rows, Step
 from .statements import for_dialect
 
@@ -66,6 +67,7 @@ class Runner:
                 retry.note_done(exc[1], self.done, finished=False)
 
     def execute(self, step: Step) -> Rows | None:
+        for_name(self._conn.dialect.name).check_statement(self._conn, step.params)
         result = self._conn.execute(step.statement, step.params)
         rows = result.mappings().all() if step.fetch else None
         if self.done is not None:

@@ -22,20 +22,22 @@ A filter key is always a bound value, never part of the SQL text or of a JSON pa
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
-    String,
     FromClause,
     Integer,
     LargeBinary,
     Select,
+    String,
     Table,
     Text,
     and_,
@@ -44,6 +46,7 @@ from sqlalchemy import (
     cast,
     column,
     exists,
+    false,
     func,
     literal,
     literal_column,
@@ -61,16 +64,34 @@ from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, OID
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import type_api
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql import type_api
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 
+from .errors import ValueTooLargeError
 from .rows import BYTES, DEAD_ROWS, FREE_PAGES, PAGE_COUNT, PAGE_SIZE, SCHEMA, TABLE
 
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+class _MySQLJson(mysql.JSON):  # type: ignore[type-arg]
+    """JSON sent with its non-ASCII characters as they are, never `\\u` escapes:
+    MariaDB keeps a JSON document as text and compares a path's key with the stored
+    key's text, so a key stored escaped would never match the same key in a filter."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        string_process = self._str_impl.bind_processor(dialect)
+        return self._make_bind_processor(string_process, _dumps_unescaped)  # type: ignore[no-untyped-call]
+
+
+def _dumps_unescaped(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+JsonDocument = (
+    JSON().with_variant(JSONB(), "postgresql").with_variant(_MySQLJson(), "mysql", "mariadb")
+)
 """Column type of a JSON document (`checkpoint`, `metadata`): JSONB on PostgreSQL, for
 containment filters and their GIN index."""
 
@@ -94,9 +115,10 @@ character. The widest keys: blobs (255 + 255 + 190 + 64) * 4 = 3,056 bytes, writ
 (255 + 255 + 64 + 64) * 4 + 4 = 2,556. Other dialects have no limit."""
 
 
-def Key(name: str) -> Any:  # noqa: N802 - reads as a type in `schema`
+def Key(name: str) -> Any:
     """Column type of key column `name`: TEXT, and `VARCHAR(KEY_LENGTHS[name])` on MySQL."""
     return Text().with_variant(String(KEY_LENGTHS[name]), *MYSQL)
+
 
 LargeObjectId = OID
 """Type of a PostgreSQL large object's id (`staged_blobs`)."""
@@ -154,7 +176,7 @@ class Dialect:
     def insert(self, table: Table) -> Any:
         raise NotImplementedError(f"no upsert for dialect {self.name!r}")
 
-    key_lengths: Mapping[str, int] | None = None
+    key_lengths: ClassVar[Mapping[str, int] | None] = None
     """Longest value (characters) of each key column, where the database limits them."""
 
     def check_keys(self, rows: Any) -> None:
@@ -165,6 +187,13 @@ class Dialect:
         if not limits:
             return
         for row in [rows] if isinstance(rows, Mapping) else rows:
+            depth = self.metadata_max_depth
+            if depth is not None and _depth(row.get("metadata"), depth + 1) > depth:
+                raise ValueError(
+                    f"metadata is nested more than {depth} levels deep: on {self.name} the "
+                    f"limit is {depth} nested objects or arrays (MariaDB's JSON functions "
+                    "stop before 32; docs/mysql.md, Limits)"
+                )
             for name, limit in limits.items():
                 value = row.get(name)
                 if isinstance(value, str) and len(value) > limit:
@@ -173,6 +202,14 @@ class Dialect:
                         f"holds at most {limit} (an InnoDB key is at most 3,072 bytes, 4 per "
                         f"character in utf8mb4; docs/mysql.md, Limits): {value[:40]!r}..."
                     )
+
+    metadata_max_depth: ClassVar[int | None] = None
+    """Levels of nesting the database's JSON functions read in a metadata document,
+    where that is fewer than `codec.METADATA_MAX_DEPTH`."""
+
+    def check_statement(self, conn: Connection, params: Any) -> None:
+        """Raise before a statement whose parameters the server would refuse (MySQL:
+        over `max_allowed_packet`, which closes the connection instead of answering)."""
 
     def run_id(self, expression: ColumnElement[str]) -> ColumnElement[str]:
         """The run id of a checkpoint as `delete_for_runs` filters on it: `expression`
@@ -265,6 +302,14 @@ class Dialect:
         """The parameters `metadata_filter` gives for `filter`, for a statement of its
         shape already built (building the clause again costs more than running it)."""
         return self.metadata_filter(literal_column("metadata"), filter, prefix)[1]
+
+
+def _depth(value: Any, stop: int) -> int:
+    """Levels of objects and arrays in a JSON value (counting stops at `stop`)."""
+    if stop <= 0 or not isinstance(value, (Mapping, list, tuple)):
+        return 0
+    items = value.values() if isinstance(value, Mapping) else value
+    return 1 + max((_depth(item, stop - 1) for item in items), default=0)
 
 
 def _json_kind(value: Any) -> str:
@@ -533,7 +578,7 @@ def _sqlite_contains(
     )
 
 
-class typed_null(ColumnElement[Any]):  # noqa: N801 - reads as a function
+class typed_null(ColumnElement[Any]):
     """`CAST(NULL AS <type>)`: a NULL of a known type in a `UNION ALL` branch. MariaDB
     has no `CAST(... AS JSON)`: there (and on MySQL) a JSON one is a plain NULL, whose
     type the union takes from its first branch."""
@@ -611,8 +656,51 @@ _DECIMAL = mysql.DECIMAL(65, 30)
 exactly to 35 integer and 30 fractional digits."""
 
 
+_PACKET = "checkpointer_max_allowed_packet"
+"""Where a connection's `info` keeps its server's `max_allowed_packet`."""
+
+_SMALL_STATEMENT = 512 * 1024
+"""Parameters below this are never checked (MySQL's smallest useful packet is 1 MB)."""
+
+_ESCAPED = (b"\0", b"'", b'"', b"\\", b"\n", b"\r", b"\x1a")
+"""Bytes a MySQL driver escapes (doubles) in a binary literal of the text protocol."""
+
+
+def _sent_bytes(value: Any) -> int:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return len(data) + sum(data.count(b) for b in _ESCAPED)
+    if isinstance(value, str):
+        return len(value) * 2 if len(value) > 1024 else len(value.encode())
+    return 16
+
+
 class _MySQL(Dialect):
     key_lengths = KEY_LENGTHS
+    metadata_max_depth = 31
+
+    def check_statement(self, conn: Connection, params: Any) -> None:
+        """A statement is one packet: one over the server's `max_allowed_packet` makes
+        it close the connection (the driver reports only "server has gone away"). An
+        executemany sends its rows in statements of their own when they are large, so
+        each row is measured alone. The limit is read once per connection."""
+        rows = params if isinstance(params, list) else [params] if params else []
+        size = max((sum(map(_sent_bytes, row.values())) for row in rows), default=0)
+        if size < _SMALL_STATEMENT:
+            return
+        limit = conn.info.get(_PACKET)
+        if limit is None:
+            limit = conn.info[_PACKET] = int(
+                conn.scalar(select(literal_column("@@max_allowed_packet"))) or 0
+            )
+        if size + 4096 > limit:
+            raise ValueTooLargeError(
+                f"a statement of about {size:,} bytes (a value of the checkpoint or write) "
+                f"is over this server's max_allowed_packet ({limit:,} bytes), the most "
+                f"MySQL/MariaDB takes in one statement: raise max_allowed_packet on the "
+                f"server (SET GLOBAL max_allowed_packet = {max(size * 2, 64 << 20)}, and in "
+                f"its configuration file), or store smaller values; nothing was written"
+            )
 
     def insert(self, table: Table) -> Any:
         return _MySQLInsert(table)
@@ -632,7 +720,7 @@ class _MySQL(Dialect):
         if where is not None:
             # A constant of `where` is rendered inline: a driver's executemany rewrites
             # the VALUES list and would misplace a parameter after it.
-            where = replacement_traverse(where, {}, _inline_constant)
+            where = replacement_traverse(where, {}, _inline_constant)  # type: ignore[call-overload]
         for name in update:
             new = insert.inserted[name]
             values[name] = new if where is None else case((where, new), else_=table.c[name])
@@ -661,7 +749,7 @@ class _MySQL(Dialect):
             info.c.TABLE_NAME.label(TABLE),
             (info.c.DATA_LENGTH + info.c.INDEX_LENGTH).label(BYTES),
             cast(null(), Integer).label(DEAD_ROWS),
-        ).where(info.c.TABLE_SCHEMA == func.database(), info.c.TABLE_NAME.in_(names))
+        ).where(func.database() == info.c.TABLE_SCHEMA, info.c.TABLE_NAME.in_(names))
 
     def run_id(self, expression: ColumnElement[str]) -> ColumnElement[str]:
         # The generated column of revision 0002, indexed: MariaDB matches an index only
@@ -702,7 +790,10 @@ class _MySQL(Dialect):
             _mysql_contains(_mysql_member(column, params, prefix, key), value, params, prefix)
             for key, value in filter.items()
         ]
-        return and_(true(), *clauses), params
+        # A missing key makes its comparisons NULL: false here, as `@>` is, so that a
+        # negated filter (a sweep's `keep`) stays true for it.
+        matched = func.coalesce(and_(true(), *clauses), false(), type_=Boolean)
+        return matched, params
 
 
 def _mysql_member(
@@ -757,9 +848,9 @@ def _mysql_contains(
         item = func.json_extract(value_sql, func.concat("$[", items.c.i - 1, "]"))
         clauses.append(
             exists(
-                select(literal(1)).select_from(items).where(
-                    _mysql_contains(item, element, params, prefix)
-                )
+                select(literal(1))
+                .select_from(items)
+                .where(_mysql_contains(item, element, params, prefix))
             )
         )
     return and_(*clauses)

@@ -26,6 +26,11 @@ class ThreadNotEmptyError(CheckpointerError, ValueError):
     """`copy_thread` was asked to copy onto a thread that already has rows."""
 
 
+class ValueTooLargeError(CheckpointerError, ValueError):
+    """A value is larger than the database takes in one statement (MySQL's
+    `max_allowed_packet`); the message names the setting. Nothing was written."""
+
+
 class MissingDriverError(CheckpointerError, ImportError):
     """The database driver a URL needs is not installed; the message names the extra
     of this package that installs it."""

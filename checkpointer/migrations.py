@@ -286,9 +286,9 @@ class _NamedLock:
     def holders(self, holder: Connection) -> str:
         try:
             who = holder.execute(
-                select(
-                    _processlist.c.ID, _processlist.c.USER, _processlist.c.HOST
-                ).where(_processlist.c.ID == func.is_used_lock(_lock_name(holder)))
+                select(_processlist.c.ID, _processlist.c.USER, _processlist.c.HOST).where(
+                    func.is_used_lock(_lock_name(holder)) == _processlist.c.ID
+                )
             ).first()
             holder.rollback()
         except DBAPIError:

@@ -90,4 +90,4 @@ Index(
     checkpoints.c.checkpoint_ns,
     checkpoints.c.checkpoint_id,
     checkpoints.c.thread_id,
-).ddl_if(dialect=MYSQL)
+).ddl_if(dialect=MYSQL)  # type: ignore[arg-type]  # a tuple is accepted

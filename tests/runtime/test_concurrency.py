@@ -27,7 +27,11 @@ N = 100
 
 
 def _sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    return (
+        url.replace("+asyncpg", "+psycopg")
+        .replace("+aiosqlite", "")
+        .replace("+asyncmy", "+pymysql")
+    )
 
 
 def _config(thread_id: str) -> Any:
