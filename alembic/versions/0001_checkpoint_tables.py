@@ -59,11 +59,13 @@ def _mysql_options() -> dict[str, str]:
     mariadb = context.dialect.name == "mariadb" or bool(
         getattr(context.dialect, "is_mariadb", False)
     )
-    return {
-        "mysql_engine": "InnoDB",
-        "mysql_charset": "utf8mb4",
-        "mysql_collate": "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin",
+    options = {
+        "engine": "InnoDB",
+        "charset": "utf8mb4",
+        "collate": "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin",
     }
+    # SQLAlchemy reads them under the dialect's name: `mariadb_...` for a mariadb:// URL
+    return {f"{prefix}_{k}": v for prefix in MYSQL for k, v in options.items()}
 
 
 def _default(value: str) -> sa.TextClause:
