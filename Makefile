@@ -17,11 +17,16 @@ $(STAMP): pyproject.toml
 
 # PgBouncer for tests/deploy/test_pgbouncer.py (Debian's package; the binary lives in /usr/sbin).
 # The PgBouncer tests fail, never skip, without it.
+# MariaDB for the MySQL tests (Debian's mariadb-server; .ci/run starts it when it is down).
+# The MySQL tests fail, never skip, without a server (tests/mysql_server.py).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || \
 		$(SUDO) apt-get install -y pgbouncer || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y pgbouncer; }
+	@command -v mariadbd >/dev/null 2>&1 || test -x /usr/sbin/mariadbd || \
+		$(SUDO) apt-get install -y mariadb-server mariadb-client || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y mariadb-server mariadb-client; }
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning
 # (a broken link or anchor, a page missing from the navigation).
