@@ -55,9 +55,11 @@ lint: install
 
 bench: install
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks --backend mysql
 
 bench-quick: install
 	$(PY) -m benchmarks --quick
+	$(PY) -m benchmarks --backend mysql --quick
 
 # Faults under load (not in CI): the agent-step workload at concurrency 16 on a private
 # PostgreSQL (never the shared one) with backends killed every 30 s and a restart every
