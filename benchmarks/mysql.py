@@ -80,6 +80,7 @@ async def sides(tag: str) -> AsyncIterator[tuple[Side, Side]]:
             server().set(drivername="mysql+asyncmy", database=ours_db),
             pool_size=POOL,
             max_overflow=0,
+            pool_reset_on_return=None,  # what `from_conn_string` gives (docs/mysql.md)
         )
         stack.push_async_callback(engine.dispose)
         ours_saver = AsyncSQLAlchemySaver(engine)

@@ -871,6 +871,18 @@ def _compile_json_items(element: _json_items, compiler: SQLCompiler, **kw: Any) 
     return f"JSON_TABLE({compiler.process(array, **kw)}, '$[*]' COLUMNS (i FOR ORDINALITY))"
 
 
+def engine_defaults(url: Any) -> dict[str, Any]:
+    """`create_engine` settings `from_conn_string` gives an engine it creates for `url`.
+
+    MySQL: no reset on return to the pool. SQLAlchemy's default sends a ROLLBACK on every
+    check-in, even after a COMMIT (measured: 3 of the 13 round trips of an agent step), and
+    the saver never returns a connection with a transaction open: it commits, or rolls
+    back on error itself."""
+    if url.get_backend_name() in MYSQL:
+        return {"pool_reset_on_return": None}
+    return {}
+
+
 @cache
 def for_name(name: str) -> Dialect:
     """The `Dialect` of a SQLAlchemy dialect name, with a message for unsupported ones."""
@@ -911,6 +923,7 @@ __all__ = [
     "JsonDocument",
     "Key",
     "LargeObjectId",
+    "engine_defaults",
     "filter_shape",
     "for_name",
     "typed_null",

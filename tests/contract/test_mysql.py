@@ -141,9 +141,11 @@ async def test_ids_compare_by_bytes(saver: AsyncSQLAlchemySaver) -> None:
     for thread in threads:
         found = [t.metadata["source"] async for t in saver.alist(_config(thread))]  # type: ignore[typeddict-item]
         assert found == [thread]
-    assert [t async for t in saver.alist(None, filter={"source": "ABC"})][0].config["configurable"][
-        "thread_id"
-    ] == "ABC"
+    found_abc = [
+        t.config["configurable"]["thread_id"]
+        async for t in saver.alist(None, filter={"source": "ABC"})
+    ]
+    assert found_abc == ["ABC"]
 
 
 async def test_20_mb_values_round_trip(saver: AsyncSQLAlchemySaver) -> None:
