@@ -17,11 +17,16 @@ $(STAMP): pyproject.toml
 
 # PgBouncer for tests/deploy/test_pgbouncer.py (Debian's package; the binary lives in /usr/sbin).
 # The PgBouncer tests fail, never skip, without it.
+# MariaDB for the MySQL tests (Debian's mariadb-server; .ci/run starts it when it is down).
+# The MySQL tests fail, never skip, without a server (tests/mysql_server.py).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || \
 		$(SUDO) apt-get install -y pgbouncer || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y pgbouncer; }
+	@command -v mariadbd >/dev/null 2>&1 || test -x /usr/sbin/mariadbd || \
+		$(SUDO) apt-get install -y mariadb-server mariadb-client || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y mariadb-server mariadb-client; }
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning
 # (a broken link or anchor, a page missing from the navigation).
@@ -50,9 +55,11 @@ lint: install
 
 bench: install
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks --backend mysql
 
 bench-quick: install
 	$(PY) -m benchmarks --quick
+	$(PY) -m benchmarks --backend mysql --quick
 
 # Faults under load (not in CI): the agent-step workload at concurrency 16 on a private
 # PostgreSQL (never the shared one) with backends killed every 30 s and a restart every

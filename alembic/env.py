@@ -55,6 +55,24 @@ if config.config_file_name is not None and config.file_config.has_section("logge
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 OUR_TABLES = frozenset(table.name for table in metadata.tables.values())
 OUR_INDEXES = {index.name: index for table in metadata.tables.values() for index in table.indexes}
+MYSQL_GENERATED = frozenset({"run_id", "checkpoints_run_id_idx"})
+"""MySQL/MariaDB only (revision 0002): the generated `run_id` column and its index,
+not in `schema` (other dialects have no such column), so not compared."""
+
+
+def _index_dialects(index: Any) -> tuple[str, ...] | None:
+    """The dialects the index of `schema` that `index` (a copy) came from is built on
+    (None: all). Indexes of different dialects may share a name: matched by columns."""
+    shape = [str(e) for e in index.expressions]
+    for table in metadata.tables.values():
+        for original in table.indexes:
+            if original.name == index.name and [str(e) for e in original.expressions] == shape:
+                ddl_if = getattr(original, "_ddl_if", None)
+                if ddl_if is None or ddl_if.dialect is None:
+                    return None
+                given = ddl_if.dialect
+                return (given,) if isinstance(given, str) else tuple(given)
+    return None
 
 
 def _schema() -> str | None:
@@ -74,8 +92,8 @@ def _target_metadata(dialect_name: str) -> MetaData:
     for table in metadata.tables.values():
         copy = table.to_metadata(placed, schema=SCHEMA)
         for index in list(copy.indexes):
-            ddl_if = getattr(OUR_INDEXES.get(index.name or ""), "_ddl_if", None)
-            if ddl_if is not None and ddl_if.dialect not in (None, dialect_name):
+            dialects = _index_dialects(index)
+            if dialects is not None and dialect_name not in dialects:
                 copy.indexes.discard(index)
     return placed
 
@@ -92,6 +110,8 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
+    if reflected and compare_to is None and name in MYSQL_GENERATED:
+        return False
     if type_ != "index":
         return True
     # langgraph-checkpoint-postgres' own indexes: adopted with its tables, not drift.

@@ -38,6 +38,17 @@ async def main(
         elapsed = time.perf_counter() - started
         await report.write(found, {}, quick=quick, elapsed=elapsed, stem="results-sqlite")
         return 0
+    if backend == "mysql":
+        from . import mysql
+
+        found = await mysql.run(quick, only, report.print_metrics)
+        peer: dict[str, object] = {"peer": "langgraph-checkpoint-mysql (columns 'official')"}
+        if only is None or "conformance" in only:
+            peer["conformance"] = await mysql.conformance()
+            print(f"conformance: {peer['conformance']}", flush=True)
+        elapsed = time.perf_counter() - started
+        await report.write(found, peer, quick=quick, elapsed=elapsed, stem="results-mysql")
+        return 0
     metrics: list[Metric] = []
     extra: dict[str, object] = {}
 
@@ -113,11 +124,13 @@ def cli() -> int:
     )
     parser.add_argument(
         "--backend",
-        choices=("postgresql", "sqlite"),
+        choices=("postgresql", "sqlite", "mysql"),
         default="postgresql",
         help="postgresql: the async savers on PostgreSQL (default); sqlite: ours against "
         "the official SQLite savers, async and sync, and two processes on one file "
-        "(--only: agent, deep, search, graph, delta, storage, sync, processes, incremental)",
+        "(--only: agent, deep, search, graph, delta, storage, sync, processes, incremental); "
+        "mysql: ours against langgraph-checkpoint-mysql on MariaDB/MySQL (--only: agent, "
+        "deep, graph, storage, conformance)",
     )
     parser.add_argument(
         "--rtt",

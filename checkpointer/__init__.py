@@ -12,6 +12,7 @@ from .errors import (
     MissingDriverError,
     SchemaNotReadyError,
     ThreadNotEmptyError,
+    ValueTooLargeError,
 )
 from .migrations import VERSION_TABLE
 from .reports import (
@@ -49,6 +50,7 @@ __all__ = [
     "ThreadPage",
     "ThreadSize",
     "ThreadSummary",
+    "ValueTooLargeError",
     "include_name",
     "include_object",
     "metadata",

@@ -31,6 +31,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from . import citus, migrations, retry
 from .base import Released, SaverBase, drive, finish, resume
+from .dialects import engine_defaults
 from .engines import expect_async_engine
 from .errors import translated
 from .plans import DECODE_BATCH, Emit, Plan, Rows, Step
@@ -117,7 +118,8 @@ class AsyncSQLAlchemySaver(SaverBase):
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on an engine of its own, disposed on exit. A URL without a driver
         (`postgresql://`, `sqlite://`) gets one that is installed (`checkpointer.urls`)."""
-        engine = create_async_engine(async_url(url), **engine_kwargs)
+        resolved = async_url(url)
+        engine = create_async_engine(resolved, **{**engine_defaults(resolved), **engine_kwargs})
         try:
             yield cls(
                 engine,

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import codec, fastpath, incremental, migrations, retry
-from .dialects import detect_citus
+from .dialects import detect_citus, for_name
 from .plans import DecodeBlobs, Emit, Plan, Planner, Rows, Step
 from .rows import SETTING_NAME
 from .statements import for_dialect
@@ -47,13 +47,17 @@ class Runner:
     not. In a transaction (`done` a list) it keeps each step with its rows, so a
     transaction lost midway can be replayed (`retry.Progress`)."""
 
-    __slots__ = ("_conn", "_opening", "done")
+    __slots__ = ("_conn", "_opening", "commit_each", "done")
 
     def __init__(
-        self, opening: AbstractContextManager[Connection], done: list[Any] | None = None
+        self,
+        opening: AbstractContextManager[Connection],
+        done: list[Any] | None = None,
+        commit_each: bool = False,
     ) -> None:
         self._opening = opening
         self.done = done
+        self.commit_each = commit_each
 
     def __enter__(self) -> Runner:
         self._conn = self._opening.__enter__()
@@ -73,8 +77,11 @@ class Runner:
                 retry.note_done(exc[1], self.done, finished=False)
 
     def execute(self, step: Step) -> Rows | None:
+        for_name(self._conn.dialect.name).check_statement(self._conn, step.params)
         result = self._conn.execute(step.statement, step.params)
         rows = result.mappings().all() if step.fetch else None
+        if self.commit_each:  # `Dialect.commit_each`: as if autocommit
+            self._conn.commit()
         if self.done is not None:
             self.done.append((step, rows))
         return rows  # type: ignore[return-value]
@@ -164,6 +171,8 @@ class SaverBase(BaseCheckpointSaver[str]):
         every table name is rendered schema-qualified (no reliance on `search_path`)."""
         if self.schema:
             engine = engine.execution_options(schema_translate_map={None: self.schema})
+        if self._planner.statements.dialect.commit_each:
+            return engine, engine
         return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def _use_engines(
@@ -198,7 +207,8 @@ class SaverBase(BaseCheckpointSaver[str]):
         fast = self._fast
         if fast is not None and fast.usable():
             return fast.connect()
-        return Runner(self._autocommit_sync.connect())
+        commit_each = self._planner.statements.dialect.commit_each
+        return Runner(self._autocommit_sync.connect(), commit_each=commit_each)
 
     def _drive(self, plan: Plan[T], item: Step | Emit, turn: Any = None) -> Any:
         """Run a plan from `item` on one connection (the async saver runs this in a

@@ -32,6 +32,11 @@ class BlobEncodingError(CheckpointerError, RuntimeError):
     `blob_encoding="incremental"`: it would not be able to read them."""
 
 
+class ValueTooLargeError(CheckpointerError, ValueError):
+    """A value is larger than the database takes in one statement (MySQL's
+    `max_allowed_packet`); the message names the setting. Nothing was written."""
+
+
 class MissingDriverError(CheckpointerError, ImportError):
     """The database driver a URL needs is not installed; the message names the extra
     of this package that installs it."""
@@ -57,6 +62,16 @@ _UNDEFINED_TABLE = "42P01"
 """PostgreSQL's SQLSTATE for a missing relation (asyncpg and psycopg both expose it)."""
 
 
+_MYSQL_NO_SUCH_TABLE = 1146
+_MYSQL_PACKET_TOO_LARGE = 1153
+
+
+def _mysql_code(orig: BaseException | None) -> int | None:
+    """A MySQL driver error's number (PyMySQL and asyncmy: the first argument)."""
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     """Turn a driver's 'missing table' error into `SchemaNotReadyError` that says what to
@@ -67,6 +82,7 @@ def translated() -> Iterator[None]:
         message = str(error.orig).lower()
         missing = getattr(error.orig, "sqlstate", None) == _UNDEFINED_TABLE or (
             message.startswith("no such table")  # SQLite has no error codes for this
+            or _mysql_code(error.orig) == _MYSQL_NO_SUCH_TABLE
         )
         if missing and "checkpoint" in message:
             raise SchemaNotReadyError(

@@ -271,6 +271,62 @@ class _AdvisoryLock:
             holder.rollback()
 
 
+class _NamedLock:
+    """MySQL/MariaDB: `GET_LOCK`, a named lock of the server, held by the session of a
+    connection of its own (`holder`) while the upgrade runs on the caller's (MySQL
+    commits DDL at once, so no transaction could hold it). It ends with that session:
+    a crashed process or a killed connection leaves no lock behind. The name is the
+    database's, so upgrades of other databases on the server do not wait."""
+
+    def try_take(self, holder: Connection) -> bool:
+        taken = holder.scalar(select(func.get_lock(_lock_name(holder), 0)))
+        holder.rollback()  # end the implicit transaction; the lock is the session's
+        return bool(taken)
+
+    def holders(self, holder: Connection) -> str:
+        try:
+            who = holder.execute(
+                select(_processlist.c.ID, _processlist.c.USER, _processlist.c.HOST).where(
+                    func.is_used_lock(_lock_name(holder)) == _processlist.c.ID
+                )
+            ).first()
+            holder.rollback()
+        except DBAPIError:
+            who = None
+        if who is None:
+            return f"held by another connection (named lock {_lock_name(holder)!r})"
+        return (
+            f"held by connection {who[0]} (user {who[1]!r}, host {who[2]!r}; named lock "
+            f"{_lock_name(holder)!r}; `KILL {who[0]}` ends it)"
+        )
+
+    def release(self, holder: Connection) -> None:
+        with contextlib.suppress(DBAPIError):
+            holder.scalar(select(func.release_lock(_lock_name(holder))))
+            holder.rollback()
+
+
+_processlist = table(
+    "PROCESSLIST", column("ID"), column("USER"), column("HOST"), schema="information_schema"
+)
+
+
+def _lock_name(connection: Connection) -> str:
+    """The named lock of this database's upgrades (at most 64 characters, the limit)."""
+    database = connection.engine.url.database or ""
+    key = hashlib.sha256(database.encode()).hexdigest()[:24]
+    return f"checkpointer_migrate_{key}"
+
+
+def _server_lock(dialect_name: str) -> _AdvisoryLock | _NamedLock | None:
+    """The lock a database server keeps for our upgrades; None: a lock file (SQLite)."""
+    if dialect_name == "postgresql":
+        return _AdvisoryLock()
+    if dialect_name in ("mysql", "mariadb"):
+        return _NamedLock()
+    return None
+
+
 _KEEP_IDLE_TRANSACTION = text("SET LOCAL idle_in_transaction_session_timeout = 0")
 """A constant (Core has no SET construct); see `_AdvisoryLock.try_take`."""
 
@@ -512,8 +568,8 @@ def _serialized(connection: Connection, lock_timeout: float | None) -> Iterator[
     """Hold this database's upgrade lock, then this process's (see `_AdvisoryLock`,
     `_FileLock`), or raise `MigrationLockTimeoutError` naming the holder."""
     deadline = _deadline(lock_timeout)
-    if connection.dialect.name == "postgresql":
-        advisory = _AdvisoryLock()
+    advisory = _server_lock(connection.dialect.name)
+    if advisory is not None:
         with _pool_room():
             holder = connection.engine.connect()
         with holder:
@@ -593,8 +649,8 @@ async def aupgrade(
     deadline = _deadline(lock_timeout)
     async with engine.connect() as conn:
         await conn.run_sync(_settle)
-        if engine.dialect.name == "postgresql":
-            advisory = _AdvisoryLock()
+        advisory = _server_lock(engine.dialect.name)
+        if advisory is not None:
             with _pool_room():
                 holder = await engine.connect().start()
             try:

@@ -378,6 +378,8 @@ class Planner:
         if self.encoder is not None and self.encoder.writes:
             return self._put_encoded(row, blobs)
         dialect = self.statements.dialect
+        dialect.check_keys(row)
+        dialect.check_keys(blobs)
         if dialect.staged_blobs and any(self._is_large(b) for b in blobs):
             return Plan(self._put_staged(row, blobs), atomic=True), codec.next_config(row)
         if dialect.citus:
@@ -503,6 +505,7 @@ class Planner:
         rows = _last_per_key(codec.encode_writes(self.serde, config, writes, task_id, task_path))
         if not rows:
             return Plan(_none())
+        self.statements.dialect.check_keys(rows)
         if self.statements.dialect.staged_blobs and any(self._is_large(r) for r in rows):
             return Plan(self._put_writes_staged(rows), atomic=True)
         if self.statements.dialect.citus:
@@ -692,6 +695,7 @@ class Planner:
         target = _name(target_thread_id, "target_thread_id")
         if source == target:
             raise ValueError(f"copy_thread: source and target are the same thread {source!r}")
+        self.statements.dialect.check_keys({THREAD_ID: target})
         return Plan(self._copy_thread(source, target), atomic=True)
 
     def _copy_thread(self, source: str, target: str) -> Steps[None]:

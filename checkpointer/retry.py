@@ -42,6 +42,8 @@ LOST_WORDS = (
     "broken pipe",
     "consuming input failed",
     "cannot switch to state",
+    "server has gone away",
+    "lost connection to",
 )
 """Lower-case fragments of driver messages for a lost connection or an unreachable
 server (asyncpg, psycopg, libpq, the OS), for errors that carry no SQLSTATE."""
@@ -95,6 +97,13 @@ def policy(retry: Retry | bool | None) -> Retry:
     return retry
 
 
+MYSQL_ROLLED_BACK = frozenset({1213})
+"""MySQL/MariaDB error numbers after which the server rolled the whole transaction back
+with the connection still fine (1213: chosen as a deadlock's victim, which InnoDB's row
+locks make possible between a sweep or prune and a run writing): the transaction is
+tried again whole, as after a lost connection."""
+
+
 def lost(error: BaseException) -> bool:
     """Whether `error` says the connection or the server went away (so a fresh
     connection may succeed), looking through the wrapped driver errors."""
@@ -108,6 +117,9 @@ def lost(error: BaseException) -> bool:
             return True
         state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
         if isinstance(state, str) and (state in LOST_SQLSTATES or state.startswith("08")):
+            return True
+        args = getattr(current, "args", ())
+        if args and isinstance(args[0], int) and args[0] in MYSQL_ROLLED_BACK:
             return True
         message = str(current).lower()
         if any(words in message for words in LOST_WORDS):

@@ -24,6 +24,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import citus, migrations, retry
 from .base import SaverBase, finish, resume
+from .dialects import engine_defaults
 from .engines import expect_sync_engine
 from .errors import translated
 from .plans import DECODE_BATCH, Emit, Plan, Planner, Step
@@ -103,7 +104,7 @@ class SQLAlchemySaver(SaverBase):
             connect_args = {"check_same_thread": False, **engine_kwargs.get("connect_args", {})}
             engine_kwargs = {**engine_kwargs, "poolclass": StaticPool}
             engine_kwargs["connect_args"] = connect_args
-        engine = create_engine(url, **engine_kwargs)
+        engine = create_engine(url, **{**engine_defaults(url), **engine_kwargs})
         try:
             yield cls(
                 engine,

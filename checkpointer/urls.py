@@ -6,8 +6,9 @@ package installs. The rules, the same for the savers, `alembic` and `python -m
 checkpointer`:
 
 - async: `postgresql://` -> asyncpg if installed, else psycopg (its async mode);
-  `sqlite://` -> aiosqlite.
-- sync: `postgresql://` -> psycopg; `sqlite://` -> the standard library's sqlite3.
+  `sqlite://` -> aiosqlite; `mysql://` and `mariadb://` -> asyncmy.
+- sync: `postgresql://` -> psycopg; `sqlite://` -> the standard library's sqlite3;
+  `mysql://` and `mariadb://` -> PyMySQL (docs/mysql.md says why these two).
 - migrations (`alembic`, `python -m checkpointer`): sync when its driver is installed,
   else async.
 - `postgres://` (Heroku and other PaaS) means `postgresql://`.
@@ -33,15 +34,24 @@ _MODULES = {
     "psycopg": ("psycopg", "psycopg"),
     "psycopg_async": ("psycopg", "psycopg"),
     "aiosqlite": ("aiosqlite", "sqlite"),
+    "asyncmy": ("asyncmy", "mysql"),
+    "pymysql": ("pymysql", "mysql"),
 }
 
 _ASYNC_DEFAULTS: dict[str, tuple[str, ...]] = {
     "postgresql": ("asyncpg", "psycopg"),
     "sqlite": ("aiosqlite",),
+    "mysql": ("asyncmy",),
+    "mariadb": ("asyncmy",),
 }
 """Drivers tried in order for a URL without one, in async use."""
 
-_SYNC_DEFAULTS: dict[str, tuple[str, ...]] = {"postgresql": ("psycopg",), "sqlite": ("pysqlite",)}
+_SYNC_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "postgresql": ("psycopg",),
+    "sqlite": ("pysqlite",),
+    "mysql": ("pymysql",),
+    "mariadb": ("pymysql",),
+}
 """Drivers tried in order for a URL without one, in sync use (pysqlite: the stdlib)."""
 
 

@@ -1,5 +1,6 @@
 """Fixtures: real databases only. PostgreSQL databases are cloned per test from a
-template migrated once per run; SQLite files live in a temporary directory."""
+template migrated once per run; SQLite files live in a temporary directory; MySQL /
+MariaDB databases are per test too (`tests/mysql_server.py`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from checkpointer import AsyncSQLAlchemySaver
 from checkpointer.migrations import upgrade
 
+from . import mysql_server
 from .pg_server import database_url
 
-DIALECTS = ["postgresql", "sqlite"]
+DIALECTS = ["postgresql", "sqlite", "mysql"]
 
 
 def _admin_url() -> str:
@@ -82,10 +84,37 @@ def sqlite_url(tmp_path: object) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def mysql_template() -> Iterator[str]:
+    """A MySQL/MariaDB database migrated to head, cloned by every MySQL test."""
+    yield from mysql_server.migrated_template()
+
+
+@pytest.fixture
+def fresh_mysql() -> Iterator[str]:
+    """The name of a new, empty (unmigrated) MySQL/MariaDB database."""
+    name = mysql_server.new_name()
+    mysql_server.create_database(name)
+    yield name
+    mysql_server.drop_database(name)
+
+
+@pytest.fixture
+def mysql_url(mysql_template: str) -> Iterator[str]:
+    """An asyncmy URL of a migrated MySQL/MariaDB database of this test's own."""
+    name = mysql_server.new_name()
+    mysql_server.create_database(name, template=mysql_template)
+    yield mysql_server.url_string(name)
+    mysql_server.drop_database(name)
+
+
+FIXTURES = {"postgresql": "pg_url", "sqlite": "sqlite_url", "mysql": "mysql_url"}
+
+
 @pytest.fixture(params=DIALECTS)
 def db_url(request: pytest.FixtureRequest) -> str:
     """A migrated database URL (async driver) for each dialect."""
-    return str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url"))
+    return str(request.getfixturevalue(FIXTURES[request.param]))
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, make_url
 from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver
 from checkpointer.migrations import upgrade
 
+from . import mysql_server
 from .conftest import _create_database as create_database
 from .conftest import drop_database, pg_database_url
 
@@ -42,8 +43,11 @@ def driver_url(url: str, mode: Mode, async_pg: str = "asyncpg") -> str:
     """The migrated database `url` (an async driver's URL) through the driver each
     mode uses: psycopg / `async_pg` on PostgreSQL, sqlite3 / aiosqlite on SQLite."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
         driver = "postgresql+psycopg" if mode == "sync" else f"postgresql+{async_pg}"
+    elif backend in ("mysql", "mariadb"):
+        driver = f"{backend}+pymysql" if mode == "sync" else f"{backend}+asyncmy"
     else:
         driver = "sqlite" if mode == "sync" else "sqlite+aiosqlite"
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
@@ -227,9 +231,21 @@ class Backend:
 Scenario = Callable[[Backend, Recorder], Awaitable[None]]
 
 
-def shared_database(dialect: str, pg_template: str, tmp: Path) -> Iterator[str]:
+def shared_database(
+    dialect: str, pg_template: str, tmp: Path, request: pytest.FixtureRequest | None = None
+) -> Iterator[str]:
     """A migrated database (async driver URL) shared by one module's comparisons, which
     keep apart by thread id: one clone per module instead of one per test."""
+    if dialect == "mysql":
+        assert request is not None
+        template = request.getfixturevalue("mysql_template")
+        name = mysql_server.new_name("cp_e2e")
+        mysql_server.create_database(name, template=template)
+        try:
+            yield mysql_server.url_string(name)
+        finally:
+            mysql_server.drop_database(name)
+        return
     if dialect == "postgresql":
         name = f"cp_e2e_{uuid.uuid4().hex[:10]}"
         create_database(name, template=pg_template)
@@ -271,7 +287,7 @@ async def compare(
 
 
 def module_database(
-    dialects: Sequence[str] = ("postgresql", "sqlite"), name: str = "db_url"
+    dialects: Sequence[str] = ("postgresql", "sqlite", "mysql"), name: str = "db_url"
 ) -> Any:
     """A module-scoped fixture `name` over `dialects`, built on `shared_database`:
     `db_url = module_database()` in a test module overrides conftest's per-test one."""
@@ -280,6 +296,8 @@ def module_database(
     def db_url(
         request: pytest.FixtureRequest, pg_template: str, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[str]:
-        yield from shared_database(request.param, pg_template, tmp_path_factory.mktemp("e2e"))
+        yield from shared_database(
+            request.param, pg_template, tmp_path_factory.mktemp("e2e"), request
+        )
 
     return db_url

@@ -10,6 +10,9 @@ breaker, so subgraph checkpoints add nothing to it.
 Built CONCURRENTLY outside the migration transaction, as 0002, so writers are never
 blocked; a failed build (an INVALID index) is dropped and built again on the next run.
 
+On MySQL/MariaDB, which have no partial indexes, the index is on (checkpoint_ns,
+checkpoint_id, thread_id): the root namespace is its leading range.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-07
@@ -46,7 +49,13 @@ def _leftover(schema: str | None) -> bool:
     return bool(op.get_bind().scalar(_INVALID, {"name": INDEX, "schema": schema}))
 
 
+MYSQL = ("mysql", "mariadb")
+
+
 def upgrade() -> None:
+    if op.get_context().dialect.name in MYSQL:
+        op.create_index(INDEX, "checkpoints", ["checkpoint_ns", "checkpoint_id", "thread_id"])
+        return
     if op.get_context().dialect.name != "postgresql":
         return
     schema = migration_schema()
@@ -71,6 +80,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_context().dialect.name in MYSQL:
+        op.drop_index(INDEX, table_name="checkpoints")
+        return
     if op.get_context().dialect.name != "postgresql":
         return
     schema = migration_schema()

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, literal, null, select
+from sqlalchemy import Select, Text, literal, select
 
 from .. import schema
-from ..dialects import Dialect
+from ..dialects import Dialect, typed_null
 from ..rows import KIND
 
 cp, blobs, writes = schema.checkpoints, schema.checkpoint_blobs, schema.checkpoint_writes
@@ -28,7 +28,7 @@ def tagged(kind: str, shape: Mapping[str, Any], columns: Mapping[str, Any]) -> S
     return select(
         literal(kind, Text).label(KIND),
         *(
-            (columns[name] if name in columns else cast(null(), type_)).label(name)
+            (columns[name] if name in columns else typed_null(type_)).label(name)
             for name, type_ in shape.items()
         ),
     )

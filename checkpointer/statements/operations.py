@@ -57,23 +57,28 @@ class Operations(Family):
             return None
         return update(cp).where(false()).values(thread_id=cp.c.thread_id)
 
+    def _of_runs(self) -> ColumnElement[bool]:
+        return _of_runs(self.dialect)
+
     @cached_property
     def run_threads(self) -> Select[Any]:
         """The threads holding checkpoints of the runs `run_ids` (served on PostgreSQL by
         the `checkpoints_run_id_idx` expression index)."""
-        return select(cp.c.thread_id).where(_of_runs()).distinct()
+        return select(cp.c.thread_id).where(self._of_runs()).distinct()
 
     @cached_property
     def delete_run_writes(self) -> Delete:
         return delete(writes).where(
             tuple_(writes.c.thread_id, writes.c.checkpoint_ns, writes.c.checkpoint_id).in_(
-                select(cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id).where(_of_runs())
+                select(cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id).where(
+                    self._of_runs()
+                )
             )
         )
 
     @cached_property
     def delete_run_checkpoints(self) -> Delete:
-        return delete(cp).where(_of_runs())
+        return delete(cp).where(self._of_runs())
 
     @cached_property
     def delete_unreferenced_blobs(self) -> Delete:
@@ -84,7 +89,12 @@ class Operations(Family):
         versions = self.dialect.channel_versions(cp.c.checkpoint)
         stored = select(blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version)
         referenced = (
-            select(cp.c.thread_id, cp.c.checkpoint_ns, versions.c.key, cast(versions.c.value, Text))
+            select(
+                cp.c.thread_id,
+                cp.c.checkpoint_ns,
+                versions.c.key,
+                cast(self.dialect.version_value(versions, cp.c.checkpoint), Text),
+            )
             .select_from(cp)
             .join(versions, true())
             .where(cp.c.thread_id.in_(threads))
@@ -163,5 +173,5 @@ class Operations(Family):
         return select(walk.c[CHECKPOINT_ID]).where(walk.c[DEPTH] > 0)
 
 
-def _of_runs() -> ColumnElement[bool]:
-    return schema.run_id.in_(bindparam(RUN_IDS, expanding=True))
+def _of_runs(dialect: Any) -> ColumnElement[bool]:
+    return dialect.run_id(schema.run_id).in_(bindparam(RUN_IDS, expanding=True))  # type: ignore[no-any-return]

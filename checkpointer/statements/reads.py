@@ -155,11 +155,12 @@ class Reads(Family):
         """The blob rows a page's channel versions name. On Citus, a page of one thread
         probes them by the bound `thread_id`; a page across threads joins them without
         LATERAL (Citus cannot push a LATERAL subquery with a LIMIT down to the shards)."""
+        value = self.dialect.version_value(versions, p.c.checkpoint)
         key = (
             blobs.c.thread_id == (bindparam(THREAD_ID) if routed else p.c.thread_id),
             blobs.c.checkpoint_ns == p.c.checkpoint_ns,
             blobs.c.channel == versions.c.key,
-            blobs.c.version == cast(versions.c.value, Text),
+            blobs.c.version == cast(value, Text),
         )
         if self.dialect.lateral and (routed or not self.dialect.citus):
             # One primary-key probe per (checkpoint, version). LIMIT 1 keeps PostgreSQL
@@ -174,7 +175,7 @@ class Reads(Family):
                 .join(blob, true())
             )
         wanted = (
-            select(p.c.thread_id, p.c.checkpoint_ns, versions.c.key, cast(versions.c.value, Text))
+            select(p.c.thread_id, p.c.checkpoint_ns, versions.c.key, cast(value, Text))
             .select_from(p)
             .join(versions, true())
         )

@@ -23,7 +23,11 @@ def _config(thread_id: str, **more: str) -> Any:
 
 
 def _sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    return (
+        url.replace("+asyncpg", "+psycopg")
+        .replace("+aiosqlite", "")
+        .replace("+asyncmy", "+pymysql")
+    )
 
 
 def _with_blobs() -> tuple[Checkpoint, dict[str, str]]:
@@ -161,6 +165,18 @@ async def failing_trigger(engine: AsyncEngine) -> None:
                     "FOR EACH ROW WHEN (NEW.channel = 'boom') EXECUTE FUNCTION boom()"
                 )
             )
+        elif engine.dialect.name in ("mysql", "mariadb"):
+            for table, condition in (
+                ("checkpoints", "NEW.thread_id = 'boom'"),
+                ("checkpoint_writes", "NEW.channel = 'boom'"),
+            ):
+                await conn.execute(
+                    text(
+                        f"CREATE TRIGGER boom_{table} BEFORE INSERT ON {table} FOR EACH ROW "
+                        f"BEGIN IF {condition} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT "
+                        "= 'boom trigger fired'; END IF; END"
+                    )
+                )
         else:
             for table, condition in (
                 ("checkpoints", "NEW.thread_id = 'boom'"),

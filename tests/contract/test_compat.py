@@ -164,7 +164,11 @@ async def test_format_3_pending_sends_are_migrated_on_read(
     # The sync saver reads the same.
     from sqlalchemy import create_engine
 
-    sync_engine = create_engine(db_url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", ""))
+    sync_engine = create_engine(
+        db_url.replace("+asyncpg", "+psycopg")
+        .replace("+aiosqlite", "")
+        .replace("+asyncmy", "+pymysql")
+    )
     try:
         sync_saver = SQLAlchemySaver(sync_engine)
         assert {

@@ -18,6 +18,7 @@ DRIVERS = {
     "asyncpg": ("pg_url", "postgresql+asyncpg"),
     "psycopg": ("pg_url", "postgresql+psycopg"),
     "aiosqlite": ("sqlite_url", "sqlite+aiosqlite"),
+    "asyncmy": ("mysql_url", "mysql+asyncmy"),
 }
 
 

@@ -131,7 +131,11 @@ def where(conn: Connection, marker: str) -> set[tuple[str, str]]:
 
 
 def _sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    return (
+        url.replace("+asyncpg", "+psycopg")
+        .replace("+aiosqlite", "")
+        .replace("+asyncmy", "+pymysql")
+    )
 
 
 async def _write_everything(saver: AsyncSQLAlchemySaver, sync_saver: SQLAlchemySaver) -> None:

@@ -229,7 +229,11 @@ def _config(thread_id: str) -> dict[str, Any]:
 
 
 def _sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    return (
+        url.replace("+asyncpg", "+psycopg")
+        .replace("+aiosqlite", "")
+        .replace("+asyncmy", "+pymysql")
+    )
 
 
 async def _store_docs(saver: AsyncSQLAlchemySaver) -> None:

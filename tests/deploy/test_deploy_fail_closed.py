@@ -26,17 +26,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from checkpointer import AsyncSQLAlchemySaver, SchemaNotReadyError, SQLAlchemySaver
 from checkpointer.migrations import aupgrade, head, upgrade
 
+from .. import mysql_server
 from ..deploy_support import build_graph, sync_pg_url, table_names, versions, with_conn
 from ..pg_server import database_url
 
 CONFIG = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite", "mysql"])
 async def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An async engine on an empty database of each dialect."""
     if request.param == "postgresql":
         url = database_url(request.getfixturevalue("fresh_pg"), "asyncpg")
+    elif request.param == "mysql":
+        url = mysql_server.database_url(request.getfixturevalue("fresh_mysql"))
     else:
         url = f"sqlite+aiosqlite:///{tmp_path}/empty.db"
     engine = create_async_engine(url)

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Index, MetaData, Table, Text, text
 from alembic import command
 from checkpointer.migrations import alembic_config, downgrade, head, upgrade
 
+from .. import mysql_server
 from ..deploy_support import (
     pg_dump_schema,
     run_alembic,
@@ -29,12 +30,21 @@ OURS = {"checkpoints", "checkpoint_blobs", "checkpoint_writes"}
 PG_INDEXES = {"checkpoints_metadata_idx", "checkpoints_run_id_idx"}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite", "mysql"])
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A sync URL of an empty database of each dialect."""
     if request.param == "postgresql":
         return sync_pg_url(request.getfixturevalue("fresh_pg"))
+    if request.param == "mysql":
+        return mysql_server.url_string(request.getfixturevalue("fresh_mysql"), "pymysql")
     return f"sqlite:///{tmp_path}/fresh.db"
+
+
+def _run_indexes(dialect: str) -> set[str]:
+    """The indexes of revision 0002 on `dialect` (MySQL: the generated run id's)."""
+    if dialect == "postgresql":
+        return PG_INDEXES
+    return {"checkpoints_run_id_idx"} if dialect in ("mysql", "mariadb") else set()
 
 
 def _indexes(conn: Connection) -> set[str]:
@@ -199,18 +209,19 @@ def test_every_revision_downgrades(fresh_url: str) -> None:
     """Step up one revision at a time and back down, checking what each one owns."""
     with with_conn(fresh_url) as conn:
         postgres = conn.dialect.name == "postgresql"
+        run_indexes = _run_indexes(conn.dialect.name)
         assert upgrade(conn, "0001") == ["0001"]
         assert table_names(conn) >= OURS
         assert not _indexes(conn) & PG_INDEXES
         assert upgrade(conn, "0002") == ["0002"]
-        assert (_indexes(conn) & PG_INDEXES) == (PG_INDEXES if postgres else set())
+        assert (_indexes(conn) & PG_INDEXES) == run_indexes
         assert _gin_options(conn) == ([] if postgres else None)
         assert upgrade(conn) == ["0003", "0004", "0005", "0006"]
         assert _gin_options(conn) == (["fastupdate=off"] if postgres else None)
         assert upgrade(conn) == []  # at head: nothing to do
         downgrade(conn, "0002")
         assert _gin_options(conn) == ([] if postgres else None)
-        assert (_indexes(conn) & PG_INDEXES) == (PG_INDEXES if postgres else set())
+        assert (_indexes(conn) & PG_INDEXES) == run_indexes
         downgrade(conn, "0001")
         assert versions(conn) == ["0001"]
         assert not _indexes(conn) & PG_INDEXES

@@ -65,7 +65,11 @@ CONFIG: Any = {"configurable": {"thread_id": "chat"}}
 
 
 def _sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    return (
+        url.replace("+asyncpg", "+psycopg")
+        .replace("+aiosqlite", "")
+        .replace("+asyncmy", "+pymysql")
+    )
 
 
 def _summary(values: dict[str, Any]) -> tuple[int | None, list[tuple[str, str, Any]]]:

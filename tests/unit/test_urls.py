@@ -21,8 +21,12 @@ RESOLVED = [
     ("postgres+psycopg://h/db", "postgresql+psycopg://h/db", "postgresql+psycopg://h/db"),
     ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
     ("postgresql+psycopg2://h/db", "postgresql+psycopg2://h/db", "postgresql+psycopg2://h/db"),
+    # MySQL / MariaDB: asyncmy and PyMySQL; a named driver is kept
+    ("mysql://h/db", "mysql+asyncmy://h/db", "mysql+pymysql://h/db"),
+    ("mariadb://u@h:3307/db", "mariadb+asyncmy://u@h:3307/db", "mariadb+pymysql://u@h:3307/db"),
+    ("mysql+mysqldb://h/db", "mysql+mysqldb://h/db", "mysql+mysqldb://h/db"),
     # a database this package picks no driver for: SQLAlchemy's default
-    ("mysql://h/db", "mysql://h/db", "mysql://h/db"),
+    ("oracle://h/db", "oracle://h/db", "oracle://h/db"),
 ]  # fmt: skip
 
 
