@@ -33,7 +33,7 @@ def _unrouted(sql: str) -> list[str]:
 
 
 def _per_thread(citus: bool) -> dict[str, Any]:
-    s = for_dialect("postgresql", citus)
+    s = for_dialect("postgresql", citus=citus)
     return {
         "get_latest": s.get_latest,
         "get_by_id": s.get_by_id,
