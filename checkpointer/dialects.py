@@ -1068,11 +1068,14 @@ def _mysql_contains(
     for element in value:
         items = _json_items(value_sql).table_valued("i")
         item = func.json_extract(value_sql, func.concat("$[", items.c.i - 1, "]"))
+        # only `items` belongs to this subquery: an enclosing array's positions are
+        # correlated, never joined again (auto-correlation reaches one level only)
         clauses.append(
             exists(
                 select(literal(1))
                 .select_from(items)
                 .where(_mysql_contains(item, element, params, prefix))
+                .correlate_except(items)
             )
         )
     return and_(*clauses)
