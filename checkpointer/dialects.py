@@ -1008,6 +1008,12 @@ class _MySQL(Dialect):
         # PostgreSQL's `@>` rebuilt from JSON_TYPE / JSON_EXTRACT (JSON_CONTAINS differs:
         # it finds a scalar inside an array member, and MariaDB's compares true with 1).
         params: dict[str, Any] = {}
+        limit = self.metadata_max_depth
+        if limit is not None and _depth(filter, limit + 1) > limit:
+            # deeper than any document the database can hold (`check_keys` refuses
+            # one): nothing contains it, as on PostgreSQL, without building a query
+            # nested that deep
+            return false(), params
         clauses = [
             _mysql_contains(_mysql_member(column, params, prefix, key), value, params, prefix)
             for key, value in filter.items()
