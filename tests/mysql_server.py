@@ -21,7 +21,13 @@ ENV = "CHECKPOINTER_TEST_MYSQL"
 PACKET = 64 * 1024 * 1024
 """`max_allowed_packet` the tests need (20 MB values); MariaDB's default is 16 MB."""
 
-TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpointer_alembic_version")
+TABLES = (
+    "checkpoints",
+    "checkpoint_blobs",
+    "checkpoint_writes",
+    "checkpointer_settings",
+    "checkpointer_alembic_version",
+)
 
 
 @functools.cache
