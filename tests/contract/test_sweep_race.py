@@ -115,6 +115,33 @@ async def test_a_writer_in_every_gap_of_a_batch(
     the thread was swept whole (C1, its write and blob `b` gone) and C2 came after.
     (MySQL's batch has 8 steps: `SET TRANSACTION`, the candidates, three locking
     reads, three deletes.)"""
+    acknowledged, steps = await _writer_in_gap(db_url, engine, pause_at)
+    if pause_at >= TAKEN.get(engine.dialect.name, 1) and pause_at < steps:
+        # a writer that came after the batch took the thread waited for it
+        assert not acknowledged
+
+
+@pytest.mark.parametrize("pause_at", [3, 5, 7])
+async def test_a_batch_locks_gaps_on_an_engine_at_read_committed(
+    mysql_url: str, pause_at: int
+) -> None:
+    """MySQL: at READ COMMITTED InnoDB locks no gaps, so a batch that ran at the
+    engine's level would let C2 in between its locking reads and its deletes, and
+    delete it. The batch makes its own transaction REPEATABLE READ: the writer waits
+    (before the checkpoints' lock, after it, before the last delete)."""
+    engine = create_async_engine(mysql_url, isolation_level="READ COMMITTED")
+    try:
+        acknowledged, steps = await _writer_in_gap(mysql_url, engine, pause_at)
+        assert steps == 8
+        assert not acknowledged
+    finally:
+        await engine.dispose()
+
+
+async def _writer_in_gap(db_url: str, engine: AsyncEngine, pause_at: int) -> tuple[bool, int]:
+    """One idle thread, one batch driven with a writer adding C2 before step
+    `pause_at`; checks the thread ended whole or swept whole; returns whether the
+    writer was acknowledged before the batch committed, and the batch's steps."""
     sweeper = AsyncSQLAlchemySaver(engine)
     writer_engine = create_async_engine(db_url)
     writer = AsyncSQLAlchemySaver(writer_engine)
@@ -145,9 +172,7 @@ async def test_a_writer_in_every_gap_of_a_batch(
         else:
             # serialized after the batch: the batch removed the whole idle thread
             assert counts == {"checkpoints": 1, "checkpoint_writes": 0, "checkpoint_blobs": 1}
-        if pause_at >= TAKEN.get(engine.dialect.name, 1) and pause_at < steps:
-            # a writer that came after the batch took the thread waited for it
-            assert not acknowledged_before_commit
+        return acknowledged_before_commit, steps
     finally:
         await writer_engine.dispose()
 
