@@ -284,11 +284,13 @@ class Sweep:
         deadlock's victim (next to a prune or `delete_thread`), the executor runs it
         again, and it goes on only if it reads what it read the first time."""
         params = {THREAD_IDS: threads}
-        locked = []
+        locked: list[dict[str, Mapping[str, Any]]] = []
         for statement in row_locks:
-            locked.append({r[THREAD_ID]: r for r in (yield Step(statement, params, fetch=True)) or []})
+            rows = (yield Step(statement, params, fetch=True)) or []
+            locked.append({r[THREAD_ID]: r for r in rows})
         blob_rows, write_rows, checkpoint_rows = locked
-        idle = [t for t in threads if t in checkpoint_rows and checkpoint_rows[t][HEAD] < self.cutoff]
+        heads = {t: r[HEAD] for t, r in checkpoint_rows.items()}
+        idle = [t for t in threads if t in heads and heads[t] < self.cutoff]
         if idle:
             yield from _each(self.planner.statements.delete_threads, {THREAD_IDS: idle})
 
