@@ -188,7 +188,8 @@ class Sweep:
     A batch selects idle threads (latest root checkpoint id below `cutoff`) oldest
     first after the previous batch's last one and takes their locks, leaving out
     threads another sweeper or a writer holds (PostgreSQL; SQLite's batch holds the
-    write lock from its first statement). Then, inside the same transaction, it
+    write lock from its first statement; MySQL's locks the rows of its threads,
+    `_delete_locked`). Then, inside the same transaction, it
     removes every row of the threads still idle (`delete`: a thread that got a
     checkpoint since it was selected is left whole) or prunes each to its latest state
     (`keep_latest`). A checkpoint written after the thread went idle has a greater id

@@ -20,12 +20,16 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint
 from langgraph.checkpoint.base.id import uuid6
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from checkpointer import AsyncSQLAlchemySaver
+from checkpointer import AsyncSQLAlchemySaver, codec
+from checkpointer.errors import ConnectionLostError
 from checkpointer.ids import id_floor
 from checkpointer.plans import Step
+from checkpointer.schema import checkpoints
 
+from .. import mysql_server
 from ..ops_support import blob_report, row_counts
 
 IDLE_FOR = timedelta(days=30)
@@ -272,3 +276,71 @@ async def test_writers_racing_two_sweepers(db_url: str, rounds: int) -> None:
         plans.SWEEP_BATCH = original
         for e in engines:
             await e.dispose()
+
+
+@pytest.mark.parametrize("writer_commits", [False, True])
+async def test_a_replayed_mysql_batch_stays_correct(
+    mysql_url: str, writer_commits: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MySQL: a batch waiting in its locking read for a writer's uncommitted C2 loses
+    its connection (KILL, as a failover would; a deadlock's victim is replayed the
+    same way). The batch is replayed whole on a fresh connection (at once), reads the
+    same candidates and waits for the writer again: if the writer rolls back, the
+    replay sweeps the thread; if it commits, the replay's locking read sees C2 and
+    leaves the thread whole (or, had the replay started after that commit, its
+    candidates differ and the sweep fails with the lost connection's error: the
+    thread is whole either way)."""
+    engine = create_async_engine(mysql_url)
+    writer_engine = create_async_engine(mysql_url)
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        thread = str(uuid4())
+        versions = await _idle_thread(saver, thread)
+        c2 = str(uuid6(clock_seq=3))
+        document = _checkpoint(c2, versions, {"b": {"old": thread}})
+        async with writer_engine.connect() as writer:
+            await writer.begin()
+            row, _ = codec.encode_checkpoint(saver.serde, _config(thread), document, {}, {})
+            # C2, uncommitted: the batch's locking read of checkpoints waits for it
+            await writer.execute(checkpoints.insert().values(**row, type=None))
+            sweep = asyncio.create_task(saver.asweep(idle_for=IDLE_FOR))
+            admin = mysql_server._admin()
+            waiting = None
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                with admin.connect() as conn:
+                    waiting = conn.scalar(
+                        text(
+                            "SELECT id FROM information_schema.processlist "
+                            "WHERE db = :db AND info LIKE 'SELECT checkpoints.thread_id%FOR UPDATE'"
+                        ),
+                        {"db": mysql_url.rsplit("/", 1)[1]},
+                    )
+                if waiting is not None:
+                    break
+            assert waiting is not None, "the batch never waited for the writer"
+            with admin.connect() as conn:
+                conn.execute(text(f"KILL CONNECTION {int(waiting)}"))
+            await asyncio.sleep(0.1)
+            if writer_commits:
+                await writer.commit()
+            else:
+                await writer.rollback()
+        if writer_commits:
+            try:
+                report = await asyncio.wait_for(sweep, 30)
+                assert report.threads == 0
+            except ConnectionLostError:
+                pass  # the replay came after the commit: its candidates differed
+            counts = await row_counts(engine, thread)
+            assert counts == {"checkpoints": 2, "checkpoint_writes": 1, "checkpoint_blobs": 1}
+            assert await _whole(saver, thread, c2)
+        else:
+            report = await asyncio.wait_for(sweep, 30)
+            assert (report.threads, report.checkpoints, report.writes) == (1, 1, 1)
+            counts = await row_counts(engine, thread)
+            assert counts == {"checkpoints": 0, "checkpoint_writes": 0, "checkpoint_blobs": 0}
+        assert "connection lost" in caplog.text  # the batch was replayed
+    finally:
+        await writer_engine.dispose()
+        await engine.dispose()
