@@ -21,13 +21,6 @@ ENV = "CHECKPOINTER_TEST_MYSQL"
 PACKET = 64 * 1024 * 1024
 """`max_allowed_packet` the tests need (20 MB values); MariaDB's default is 16 MB."""
 
-TABLES = (
-    "checkpoints",
-    "checkpoint_blobs",
-    "checkpoint_writes",
-    "checkpointer_settings",
-    "checkpointer_alembic_version",
-)
 
 
 @functools.cache
@@ -67,7 +60,12 @@ def create_database(name: str, template: str | None = None) -> None:
         conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
         if template is None:
             return
-        for table in TABLES:
+        # every table the migrations made (a revision that adds one is cloned too)
+        tables = conn.scalars(
+            text("SELECT table_name FROM information_schema.tables WHERE table_schema = :t"),
+            {"t": template},
+        ).all()
+        for table in tables:
             conn.execute(text(f"CREATE TABLE `{name}`.`{table}` LIKE `{template}`.`{table}`"))
         conn.execute(
             text(
