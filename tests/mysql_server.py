@@ -22,7 +22,6 @@ PACKET = 64 * 1024 * 1024
 """`max_allowed_packet` the tests need (20 MB values); MariaDB's default is 16 MB."""
 
 
-
 @functools.cache
 def server_url() -> URL:
     """The server's URL (PyMySQL), without a database name."""
