@@ -70,9 +70,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import type_api
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 
@@ -173,6 +174,12 @@ class Dialect:
     """`SELECT ... FOR UPDATE SKIP LOCKED`: concurrent sweepers take disjoint batches
     (PostgreSQL). SQLite has one writer at a time, which serializes them anyway."""
 
+    gap_locks: bool = False
+    """A locking read at REPEATABLE READ also locks the gaps around the rows it reads
+    (InnoDB's next-key locks), so no row can be inserted into a range it read until
+    the transaction ends (MySQL/MariaDB). A sweep that deletes locks its threads' rows
+    this way (`Threads.sweep_locks`, after `repeatable_read`) instead of thread locks."""
+
     citus: bool = False
     """The tables may be distributed by `thread_id` (the `citus` extension is present;
     decided once per engine, `detect_citus`): every per-thread statement filters each
@@ -188,6 +195,12 @@ class Dialect:
         for a sweeper), a sweeper exclusively without waiting (true if taken): a
         checkpoint committed before the sweeper's lock is seen by its next statement,
         and none commits between the lock and the sweeper's commit."""
+        return None
+
+    def repeatable_read(self) -> Executable | None:
+        """The statement that makes the transaction it opens REPEATABLE READ whatever
+        the engine's level (`gap_locks`: at READ COMMITTED InnoDB locks no gaps), or
+        None. It must be the transaction's first statement."""
         return None
 
     def stored_bytes(self, column: ColumnElement[Any], *, document: bool) -> ColumnElement[Any]:
@@ -825,6 +838,20 @@ def _compile_typed_null_mysql(element: typed_null, compiler: SQLCompiler, **kw: 
     return compiler.process(cast(null(), element.type), **kw)
 
 
+class _RepeatableRead(Executable, ClauseElement):
+    """`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ` (MySQL/MariaDB): the level of
+    the next transaction only, sent before its first statement (MySQL's drivers send
+    no BEGIN: a transaction opens at its first statement, and this one opens none)."""
+
+    inherit_cache = True
+
+
+@compiles(_RepeatableRead, "mysql")
+@compiles(_RepeatableRead, "mariadb")
+def _compile_repeatable_read(element: _RepeatableRead, compiler: SQLCompiler, **kw: Any) -> str:
+    return "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+
+
 class _MySQLInsert(mysql.Insert):
     """MySQL's INSERT, with `excluded` naming the row being inserted (MySQL's `inserted`,
     rendered `VALUES(col)`), so statements write `insert.excluded.col` for every dialect."""
@@ -926,6 +953,9 @@ class _MySQL(Dialect):
 
     def insert(self, table: Table) -> Any:
         return _MySQLInsert(table)
+
+    def repeatable_read(self) -> Executable | None:
+        return _RepeatableRead()
 
     def upsert(
         self,
@@ -1142,7 +1172,12 @@ def for_name(name: str, citus: bool = False) -> Dialect:
         # No fast path (`direct`): checkpointer.fastpath knows asyncpg, psycopg and
         # SQLite's drivers only, so MySQL runs through SQLAlchemy's Connection.
         return _MySQL(
-            name, batch_as_arrays=False, cte_dml=False, skip_locked=True, commit_each=True
+            name,
+            batch_as_arrays=False,
+            cte_dml=False,
+            skip_locked=True,
+            commit_each=True,
+            gap_locks=True,
         )
     raise NotImplementedError(
         f"langgraph-checkpoint-sqlalchemy supports PostgreSQL, SQLite and MySQL/MariaDB, "

@@ -188,7 +188,8 @@ class Sweep:
     A batch selects idle threads (latest root checkpoint id below `cutoff`) oldest
     first after the previous batch's last one and takes their locks, leaving out
     threads another sweeper or a writer holds (PostgreSQL; SQLite's batch holds the
-    write lock from its first statement). Then, inside the same transaction, it
+    write lock from its first statement; MySQL's locks the rows of its threads,
+    `_delete_locked`). Then, inside the same transaction, it
     removes every row of the threads still idle (`delete`: a thread that got a
     checkpoint since it was selected is left whole) or prunes each to its latest state
     (`keep_latest`). A checkpoint written after the thread went idle has a greater id
@@ -223,8 +224,14 @@ class Sweep:
         p = self.planner
         s = p.statements
         yield from p._lock() if not self.dry_run else _none()
+        # MySQL: the batch locks its threads' rows itself (`sweep_locks`)
+        row_locks = s.sweep_locks if self.strategy == "delete" and not self.dry_run else None
+        if row_locks is not None and s.sweep_isolation is not None:
+            yield Step(s.sweep_isolation)
         size = min(SWEEP_BATCH, self.limit - self.report.threads)
-        statement, keep_params = s.sweep_batch(self._after is not None, self.keep)
+        statement, keep_params = s.sweep_batch(
+            self._after is not None, self.keep, locking=row_locks is None
+        )
         params: dict[str, Any] = {**keep_params, CUTOFF: self.cutoff, LIMIT: size}
         if self._after is not None:
             params[AFTER_ID], params[AFTER_THREAD] = self._after
@@ -237,6 +244,9 @@ class Sweep:
         # a candidate whose lock is held (another sweeper's, a writer's) is left out
         threads = [r[THREAD_ID] for r in rows if self.dry_run or r.get(LOCKED, True)]
         if not threads:
+            return
+        if row_locks is not None:
+            yield from self._delete_locked(row_locks, threads)
             return
         delete_idle = s.sweep_delete
         if self.strategy == "delete" and not self.dry_run and delete_idle is not None:
@@ -263,6 +273,35 @@ class Sweep:
             after = ((yield Step(s.batch_sizes, {THREAD_IDS: threads}, fetch=True)) or [{}])[0]
         kinds = (CHECKPOINTS, BLOBS, WRITES, BYTES)
         self._add(len(threads), {k: int(before[k] or 0) - int(after[k] or 0) for k in kinds})
+
+    def _delete_locked(self, row_locks: Sequence[Executable], threads: list[str]) -> Steps[None]:
+        """MySQL: lock every row of `threads` (blobs, writes, then checkpoints; see
+        `Threads.sweep_locks`), then delete those still idle: no checkpoint, in any
+        namespace, at or after the cutoff. A thread with no checkpoint left (another
+        sweeper or `delete_thread` removed it while this batch waited) is not counted.
+
+        Deadlocks: the locks are taken in the order writers insert, so a `put` and a
+        batch only wait for each other; if the server still picks the batch as a
+        deadlock's victim (next to a prune or `delete_thread`), the executor runs it
+        again, and it goes on only if it reads what it read the first time."""
+        params = {THREAD_IDS: threads}
+        locked: list[dict[str, Mapping[str, Any]]] = []
+        for statement in row_locks:
+            rows = (yield Step(statement, params, fetch=True)) or []
+            locked.append({r[THREAD_ID]: r for r in rows})
+        blob_rows, write_rows, checkpoint_rows = locked
+        heads = {t: r[HEAD] for t, r in checkpoint_rows.items()}
+        idle = [t for t in threads if t in heads and heads[t] < self.cutoff]
+        if idle:
+            yield from _each(self.planner.statements.delete_threads, {THREAD_IDS: idle})
+
+        def total(rows: Mapping[str, Mapping[str, Any]], column: str) -> int:
+            return sum(int(rows[t][column] or 0) for t in idle if t in rows)
+
+        tables = {CHECKPOINTS: checkpoint_rows, BLOBS: blob_rows, WRITES: write_rows}
+        removed = {kind: total(rows, ROWS) for kind, rows in tables.items()}
+        removed[BYTES] = sum(total(rows, BYTES) for rows in tables.values())
+        self._add(len(idle), removed)
 
     def _add(self, threads: int, removed: Mapping[str, Any]) -> None:
         r = self.report
@@ -433,6 +472,11 @@ class Planner:
 
     def _put_separately(self, row: CheckpointRow, blobs: list[BlobRow]) -> Steps[None]:
         if blobs:
+            if self.statements.dialect.gap_locks:
+                # in key order, as a sweep batch locks them (`Threads.sweep_locks`): a
+                # row inserted out of order could land in a gap the batch locked
+                # while the batch waits for one inserted before it (a deadlock)
+                blobs = sorted(blobs, key=lambda b: (b[CHANNEL], b[VERSION]))
             yield Step(self.statements.put_blobs, blobs)
         yield Step(self.statements.put_checkpoint, {**row, TYPE: None})
 

@@ -36,6 +36,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.expression import CompoundSelect
 
 from ..dialects import Dialect, filter_shape
@@ -229,14 +230,20 @@ class Threads(Family):
         return self._by_shape("count", shape, filter, build)  # type: ignore[no-any-return]
 
     def sweep_batch(
-        self, after_key: bool, keep: Mapping[str, Any] | None
+        self, after_key: bool, keep: Mapping[str, Any] | None, locking: bool = True
     ) -> tuple[Select[Any], dict[str, Any]]:
         """The next `limit` idle threads (latest root checkpoint id below `cutoff`),
         oldest first, keyset after (`after_id`, `after_thread`), leaving out those whose
         latest metadata contains `keep`. Where the dialect has thread locks, each
         candidate's lock is tried (`locked`) after the limit, so no more than `limit`
         are taken, and a thread another sweeper or a writer holds is left out of this
-        batch: sweepers take disjoint batches, and never wait for one another."""
+        batch: sweepers take disjoint batches, and never wait for one another.
+
+        MySQL (`skip_locked`, no thread locks): the rows read are locked, skipping
+        those another transaction holds, unless `locking` is false (a sweep that
+        deletes locks its threads with `sweep_locks` instead: a locking read here also
+        locks every older root checkpoint it passes, which two sweepers could then
+        wait for in opposite orders)."""
 
         def build(clause: Any) -> Select[Any]:
             q = _latest_root().where(cp.c.checkpoint_id < bindparam(CUTOFF, type_=Text))
@@ -253,7 +260,7 @@ class Threads(Family):
             candidates = q.subquery("candidates")
             lock = self.dialect.thread_lock(candidates.c.thread_id, shared=False)
             if lock is None:
-                if self.dialect.skip_locked:
+                if self.dialect.skip_locked and locking:
                     q = q.with_for_update(skip_locked=True, of=cp)
                 return q
             locked = select(
@@ -264,7 +271,46 @@ class Threads(Family):
             )
             return locked.order_by(candidates.c[HEAD], candidates.c.thread_id)
 
-        return self._by_shape("sweep", after_key, keep, build)  # type: ignore[no-any-return]
+        shape = after_key if locking else (after_key, "unlocked")
+        return self._by_shape("sweep", shape, keep, build)  # type: ignore[no-any-return]
+
+    @cached_property
+    def sweep_isolation(self) -> Executable | None:
+        """The first statement of a sweep batch that deletes, where locking reads lock
+        gaps only at REPEATABLE READ (`Dialect.repeatable_read`); None elsewhere."""
+        return self.dialect.repeatable_read() if self.dialect.gap_locks else None
+
+    @cached_property
+    def sweep_locks(self) -> tuple[Select[Any], ...] | None:
+        """`gap_locks` only (MySQL/MariaDB; None elsewhere): lock every row of the
+        threads `thread_ids` in checkpoint_blobs, checkpoint_writes, then checkpoints
+        (the order a `put` inserts in), returning per thread `thread_id`, `rows`,
+        `bytes` (as `batch_sizes` counts them) and, for checkpoints, `head` (the
+        greatest checkpoint id, every namespace). A locking read sees the latest
+        committed rows, waits for a writer's uncommitted ones, and locks the gaps
+        between and after them (next-key locks): until the batch commits no row of
+        those threads can be inserted, so a thread whose `head` is below the cutoff
+        stays idle and `delete_threads` removes it whole. Locks are taken in key
+        order, table by table, as every sweeper and writer takes them, so they wait
+        for one another without deadlocks; the gap after a thread's last row is
+        locked alone (a gap lock, which conflicts only with inserts), so a sweeper
+        never waits for its neighbour thread's sweeper."""
+        if not self.dialect.gap_locks:
+            return None
+        threads: Any = bindparam(THREAD_IDS, expanding=True)
+
+        def locked(t: Any) -> Select[Any]:
+            columns = [
+                t.c.thread_id,
+                func.count().label(ROWS),
+                func.coalesce(func.sum(self._row_bytes(t)), 0).label(BYTES),
+            ]
+            if t is cp:
+                columns.append(func.max(cp.c.checkpoint_id).label(HEAD))
+            q = select(*columns).where(t.c.thread_id.in_(threads)).group_by(t.c.thread_id)
+            return q.with_for_update()
+
+        return tuple(locked(t) for t in (blobs, writes, cp))
 
     def _row_bytes(self, t: Any) -> ColumnElement[Any]:
         """About how many bytes a row of `t` holds: its documents and its value."""

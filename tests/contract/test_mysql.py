@@ -286,3 +286,46 @@ def test_offline_sql_runs_on_the_server(backend: str, fresh_mysql: str) -> None:
         assert saver.get_tuple(stored) is not None
     finally:
         engine.dispose()
+
+
+def test_sync_sweep_deletes_threads_idle_in_every_namespace(mysql_url: str) -> None:
+    """The sync saver's `sweep(strategy="delete")` (PyMySQL): a thread whose root and
+    subgraph checkpoints are all 40 days old goes whole; one whose root is that old
+    but whose subgraph namespace got a checkpoint today is a candidate (its latest
+    root is old) that the batch's locking read finds not idle, and stays whole."""
+    from datetime import datetime, timedelta, timezone
+    from uuid import uuid4
+
+    from langgraph.checkpoint.base.id import uuid6
+
+    from checkpointer.ids import id_floor
+
+    old_moment = datetime.now(timezone.utc) - timedelta(days=40)
+
+    def old_id() -> str:
+        return id_floor(old_moment)[:19] + "8000-" + uuid4().hex[:12]
+
+    engine = create_engine(mysql_server.database_url(mysql_url.rsplit("/", 1)[1], "pymysql"))
+    try:
+        saver = SQLAlchemySaver(engine)
+        threads = {"idle": str(uuid4()), "busy": str(uuid4())}
+        for name, thread in threads.items():
+            for ns, checkpoint_id in (("", old_id()), ("sub:1", old_id())):
+                if name == "busy" and ns:
+                    checkpoint_id = str(uuid6(clock_seq=1))
+                checkpoint, versions = _with_value("v", {"n": name})
+                checkpoint["id"] = checkpoint_id
+                stored = saver.put(_config(thread, ns), checkpoint, {}, versions)
+                saver.put_writes(stored, [("w", 1)], "task")
+        report = saver.sweep(idle_for=timedelta(days=30))
+        assert (report.threads, report.checkpoints, report.blobs, report.writes) == (1, 2, 2, 2)
+        assert report.bytes > 0
+        with engine.connect() as conn:
+            for name, thread in threads.items():
+                left = [
+                    conn.scalar(select(func.count()).select_from(t).where(t.c.thread_id == thread))
+                    for t in (checkpoints, checkpoint_blobs, checkpoint_writes)
+                ]
+                assert left == ([0, 0, 0] if name == "idle" else [2, 2, 2]), (name, left)
+    finally:
+        engine.dispose()

@@ -5,7 +5,7 @@ thread; two sweepers never do one thread twice nor wait for each other.
 
 Each idle thread has one old checkpoint C1 (a blob `b`, a write); its writer adds C2,
 which references C1's blob `b` (unchanged) and stores a new blob `c`, as a graph step
-does. PostgreSQL and SQLite; on PostgreSQL also a writer that takes no lock (the
+does. PostgreSQL, SQLite and MySQL/MariaDB; on PostgreSQL also a writer that takes no lock (the
 official saver), whose checkpoint the batch's own statements must see."""
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint
 from langgraph.checkpoint.base.id import uuid6
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from checkpointer import AsyncSQLAlchemySaver
+from checkpointer import AsyncSQLAlchemySaver, codec
+from checkpointer.errors import ConnectionLostError
 from checkpointer.ids import id_floor
 from checkpointer.plans import Step
+from checkpointer.schema import checkpoints
 
+from .. import mysql_server
 from ..ops_support import blob_report, row_counts
 
 IDLE_FOR = timedelta(days=30)
@@ -99,14 +103,49 @@ async def _drive(
     return n, returned
 
 
-@pytest.mark.parametrize("pause_at", range(7))
+TAKEN = {"mysql": 3}
+"""The step of a batch after which it holds its threads (the writer waits): on MySQL
+after `SET TRANSACTION`, the candidates and the lock of checkpoint_blobs (a writer's
+first insert); elsewhere after the first statement."""
+
+
+@pytest.mark.parametrize("pause_at", range(9))
 async def test_a_writer_in_every_gap_of_a_batch(
     db_url: str, engine: AsyncEngine, pause_at: int
 ) -> None:
     """The writer starts in the gap before step `pause_at` of the batch (or before
     its commit). If its checkpoint was acknowledged before the batch committed, the
     thread is untouched: C1 and C2 read whole. Otherwise it waited for the batch:
-    the thread was swept whole (C1, its write and blob `b` gone) and C2 came after."""
+    the thread was swept whole (C1, its write and blob `b` gone) and C2 came after.
+    (MySQL's batch has 8 steps: `SET TRANSACTION`, the candidates, three locking
+    reads, three deletes.)"""
+    acknowledged, steps = await _writer_in_gap(db_url, engine, pause_at)
+    if pause_at >= TAKEN.get(engine.dialect.name, 1) and pause_at < steps:
+        # a writer that came after the batch took the thread waited for it
+        assert not acknowledged
+
+
+@pytest.mark.parametrize("pause_at", [3, 5, 7])
+async def test_a_batch_locks_gaps_on_an_engine_at_read_committed(
+    mysql_url: str, pause_at: int
+) -> None:
+    """MySQL: at READ COMMITTED InnoDB locks no gaps, so a batch that ran at the
+    engine's level would let C2 in between its locking reads and its deletes, and
+    delete it. The batch makes its own transaction REPEATABLE READ: the writer waits
+    (before the checkpoints' lock, after it, before the last delete)."""
+    engine = create_async_engine(mysql_url, isolation_level="READ COMMITTED")
+    try:
+        acknowledged, steps = await _writer_in_gap(mysql_url, engine, pause_at)
+        assert steps == 8
+        assert not acknowledged
+    finally:
+        await engine.dispose()
+
+
+async def _writer_in_gap(db_url: str, engine: AsyncEngine, pause_at: int) -> tuple[bool, int]:
+    """One idle thread, one batch driven with a writer adding C2 before step
+    `pause_at`; checks the thread ended whole or swept whole; returns whether the
+    writer was acknowledged before the batch committed, and the batch's steps."""
     sweeper = AsyncSQLAlchemySaver(engine)
     writer_engine = create_async_engine(db_url)
     writer = AsyncSQLAlchemySaver(writer_engine)
@@ -137,9 +176,7 @@ async def test_a_writer_in_every_gap_of_a_batch(
         else:
             # serialized after the batch: the batch removed the whole idle thread
             assert counts == {"checkpoints": 1, "checkpoint_writes": 0, "checkpoint_blobs": 1}
-        if pause_at > 0 and pause_at < steps:
-            # a writer that came after the batch took the thread waited for it
-            assert not acknowledged_before_commit
+        return acknowledged_before_commit, steps
     finally:
         await writer_engine.dispose()
 
@@ -239,3 +276,71 @@ async def test_writers_racing_two_sweepers(db_url: str, rounds: int) -> None:
         plans.SWEEP_BATCH = original
         for e in engines:
             await e.dispose()
+
+
+@pytest.mark.parametrize("writer_commits", [False, True])
+async def test_a_replayed_mysql_batch_stays_correct(
+    mysql_url: str, writer_commits: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MySQL: a batch waiting in its locking read for a writer's uncommitted C2 loses
+    its connection (KILL, as a failover would; a deadlock's victim is replayed the
+    same way). The batch is replayed whole on a fresh connection (at once), reads the
+    same candidates and waits for the writer again: if the writer rolls back, the
+    replay sweeps the thread; if it commits, the replay's locking read sees C2 and
+    leaves the thread whole (or, had the replay started after that commit, its
+    candidates differ and the sweep fails with the lost connection's error: the
+    thread is whole either way)."""
+    engine = create_async_engine(mysql_url)
+    writer_engine = create_async_engine(mysql_url)
+    try:
+        saver = AsyncSQLAlchemySaver(engine)
+        thread = str(uuid4())
+        versions = await _idle_thread(saver, thread)
+        c2 = str(uuid6(clock_seq=3))
+        document = _checkpoint(c2, versions, {"b": {"old": thread}})
+        async with writer_engine.connect() as writer:
+            await writer.begin()
+            row, _ = codec.encode_checkpoint(saver.serde, _config(thread), document, {}, {})
+            # C2, uncommitted: the batch's locking read of checkpoints waits for it
+            await writer.execute(checkpoints.insert().values(**row, type=None))
+            sweep = asyncio.create_task(saver.asweep(idle_for=IDLE_FOR))
+            admin = mysql_server._admin()
+            waiting = None
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                with admin.connect() as conn:
+                    waiting = conn.scalar(
+                        text(
+                            "SELECT id FROM information_schema.processlist "
+                            "WHERE db = :db AND info LIKE 'SELECT checkpoints.thread_id%FOR UPDATE'"
+                        ),
+                        {"db": mysql_url.rsplit("/", 1)[1]},
+                    )
+                if waiting is not None:
+                    break
+            assert waiting is not None, "the batch never waited for the writer"
+            with admin.connect() as conn:
+                conn.execute(text(f"KILL CONNECTION {int(waiting)}"))
+            await asyncio.sleep(0.1)
+            if writer_commits:
+                await writer.commit()
+            else:
+                await writer.rollback()
+        if writer_commits:
+            try:
+                report = await asyncio.wait_for(sweep, 30)
+                assert report.threads == 0
+            except ConnectionLostError:
+                pass  # the replay came after the commit: its candidates differed
+            counts = await row_counts(engine, thread)
+            assert counts == {"checkpoints": 2, "checkpoint_writes": 1, "checkpoint_blobs": 1}
+            assert await _whole(saver, thread, c2)
+        else:
+            report = await asyncio.wait_for(sweep, 30)
+            assert (report.threads, report.checkpoints, report.writes) == (1, 1, 1)
+            counts = await row_counts(engine, thread)
+            assert counts == {"checkpoints": 0, "checkpoint_writes": 0, "checkpoint_blobs": 0}
+        assert "connection lost" in caplog.text  # the batch was replayed
+    finally:
+        await writer_engine.dispose()
+        await engine.dispose()
