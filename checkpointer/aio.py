@@ -151,6 +151,8 @@ class AsyncSQLAlchemySaver(SaverBase):
                 await conn.run_sync(citus.distribute, self.schema)
             await conn.run_sync(self._note_citus)
         self._schema_ready = True
+        # the first use's checks now, so the first call needs no connection for them
+        await self._ensure_ready()
         return applied
 
     async def distribute(self) -> list[str]:

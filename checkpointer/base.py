@@ -295,13 +295,13 @@ class SaverBase(BaseCheckpointSaver[str]):
                 dialect.prepare(conn)
                 if citus is None:
                     citus = _citus[self._transact.pool] = detect_citus(conn)
-                if citus and not dialect.citus:
-                    encoder = self._planner.encoder
-                    statements = for_dialect(dialect.name, encoder is not None, citus=True)
-                    self._planner = Planner(statements, self.serde, encoder)
                 if not self._encoding_checked:
                     self._check_encoding(conn)
                     self._encoding_checked = True
+        if citus and not dialect.citus:
+            encoder = self._planner.encoder
+            statements = for_dialect(dialect.name, encoder is not None, citus=True)
+            self._planner = Planner(statements, self.serde, encoder)
         fast = self._fast
         if fast is not None and not fast.trial():
             self._fast = None
@@ -356,8 +356,7 @@ class SaverBase(BaseCheckpointSaver[str]):
         return self.plans.decode_blobs(batch)
 
     def _note_citus(self, conn: Connection) -> None:
-        """Decide the engine's Citus capability on a connection at hand (`setup`), so
-        the first use needs no connection of its own for it."""
+        """Decide the engine's Citus capability on a connection at hand (`setup`)."""
         _citus[self._transact.pool] = detect_citus(conn)
 
     @property

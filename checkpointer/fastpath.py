@@ -1101,7 +1101,7 @@ class SqlitePath(FastPath):
             return
         try:
             driver: Any = fairy.driver_connection
-            await driver._execute(self._on_group, driver._conn, group)
+            await driver._execute(self._on_group, _sqlite_of(driver), group)
             if any(isinstance(e.error, _Failed) for e in group):
                 await greenlet_spawn(self._settle, group, fairy)
         except _Failed as failed:
@@ -1121,7 +1121,7 @@ class SqlitePath(FastPath):
         fairy = self.engine.raw_connection()
         try:
             driver: Any = fairy.driver_connection
-            await_only(driver._execute(self._on_group, driver._conn, group))
+            await_only(driver._execute(self._on_group, _sqlite_of(driver), group))
             self._settle(group, fairy)
         except _Failed as failed:
             error = self.wrapped(failed.error, failed.sql, failed.params, fairy, None)
@@ -1151,7 +1151,10 @@ class SqlitePath(FastPath):
         """On the connection's thread: BEGIN IMMEDIATE, each plan (in a savepoint when
         there are others), COMMIT. A failing BEGIN or COMMIT fails the whole group
         (`_Failed`); a failing plan only itself (`entry.error`)."""
-        saved = raw.isolation_level
+        try:
+            saved = raw.isolation_level
+        except sqlite3.ProgrammingError as error:  # closed under the pool: a lost one
+            raise _Failed(error, "", None) from error
         raw.isolation_level = None
 
         def execute(step: Step) -> Rows | None:

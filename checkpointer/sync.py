@@ -133,6 +133,8 @@ class SQLAlchemySaver(SaverBase):
                 citus.distribute(conn, self.schema)
             self._note_citus(conn)
         self._schema_ready = True
+        # the first use's checks now, so the first call needs no connection for them
+        self._ensure_ready()
         return applied
 
     def distribute(self) -> list[str]:

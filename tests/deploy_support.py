@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 OUR_NAMES = re.compile(
     r'(?:("?\w+"?)\.)?"?\b(checkpoints|checkpoint_blobs|checkpoint_writes|'
-    r"checkpointer_alembic_version)\b"
+    r"checkpointer_settings|checkpointer_alembic_version)\b"
 )
 
 LABELS = re.compile(r'\bAS\s+"?\w+"?', re.IGNORECASE)

@@ -23,7 +23,13 @@ from checkpointer.migrations import head
 from ..deploy_support import run_alembic, sync_pg_url, versions, with_conn
 
 HOST = Path(__file__).resolve().parents[1] / "host_app"
-OURS = {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpointer_alembic_version"}
+OURS = {
+    "checkpoints",
+    "checkpoint_blobs",
+    "checkpoint_writes",
+    "checkpointer_settings",
+    "checkpointer_alembic_version",
+}
 
 
 @pytest.fixture

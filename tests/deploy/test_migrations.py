@@ -132,10 +132,10 @@ BEFORE_0006 = {
 }
 
 
-def test_0006_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
-    """A database at 0004 with rows: 0006 rebuilds both indexes under their names
+def test_0006_replaces_two_indexes_on_a_database_at_0005(fresh_pg: str) -> None:
+    """A database at 0005 with rows: 0006 rebuilds both indexes under their names
     (the new definitions), also after stopping at any step of the rebuild (built, old
-    one dropped, a failed INVALID build); its downgrade restores 0004's."""
+    one dropped, a failed INVALID build); its downgrade restores the indexes of 0004."""
     url = database_url(fresh_pg, "psycopg")
     root_new = (
         "CREATE INDEX checkpoints_root_id_idx_new ON checkpoints (checkpoint_id)"
@@ -150,7 +150,7 @@ def test_0006_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
     for done in stops:
         with with_conn(url) as conn:
             downgrade(conn, "base")
-            assert upgrade(conn, "0004") == ["0001", "0002", "0003", "0004"]
+            assert upgrade(conn, "0005") == ["0001", "0002", "0003", "0004", "0005"]
             conn.execute(
                 text(
                     "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id,"
@@ -174,7 +174,7 @@ def test_0006_replaces_two_indexes_on_a_database_at_0004(fresh_pg: str) -> None:
             assert upgrade(conn) == ["0006"]
             assert _definitions(conn) == SMALL
             _check(conn)
-            downgrade(conn, "0004")
+            downgrade(conn, "0005")
             assert _definitions(conn) == BEFORE_0006
             assert conn.scalar(text("SELECT count(*) FROM checkpoints")) == 500
 

@@ -28,7 +28,13 @@ from ..deploy_support import REPO, run_alembic, sync_pg_url, with_conn
 from ..pg_server import database_url
 
 ALL = ["0001", "0002", "0003", "0004", "0005", "0006"]
-TABLES = {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpointer_alembic_version"}
+TABLES = {
+    "checkpoints",
+    "checkpoint_blobs",
+    "checkpoint_writes",
+    "checkpointer_settings",
+    "checkpointer_alembic_version",
+}
 
 ACCEPTED = [
     "Mixed Case",
