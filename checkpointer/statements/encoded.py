@@ -135,8 +135,9 @@ class EncodedGarbage(Family):
         threads: Any = bindparam(THREAD_IDS, expanding=True)
         versions = self.dialect.channel_versions(cp.c.checkpoint)
         key = (blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version)
+        value = self.dialect.version_value(versions, cp.c.checkpoint)
         referenced = (
-            select(cp.c.thread_id, cp.c.checkpoint_ns, versions.c.key, cast(versions.c.value, Text))
+            select(cp.c.thread_id, cp.c.checkpoint_ns, versions.c.key, cast(value, Text))
             .select_from(cp)
             .join(versions, true())
             .where(cp.c.thread_id.in_(threads))

@@ -28,6 +28,7 @@ from checkpointer import AsyncSQLAlchemySaver, SQLAlchemySaver, incremental, sch
 from checkpointer.errors import BlobEncodingError
 from checkpointer.migrations import upgrade
 
+from .. import mysql_server
 from ..conftest import _create_database, drop_database, pg_database_url
 
 blobs, cp = schema.checkpoint_blobs, schema.checkpoints
@@ -48,7 +49,7 @@ def words(seed: Any, size: int = 300) -> str:
 # -- databases ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite", "mysql"])
 def two_urls(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str, str]]:
     """Two migrated databases of one dialect (async URLs): one for the saver with the
     option, one for the saver without it."""
@@ -63,6 +64,17 @@ def two_urls(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[st
             urls.append(url)
         yield urls[0], urls[1]
         return
+    if request.param == "mysql":
+        template = request.getfixturevalue("mysql_template")
+        names = [mysql_server.new_name() for _ in range(2)]
+        for name in names:
+            mysql_server.create_database(name, template=template)
+        try:
+            yield mysql_server.url_string(names[0]), mysql_server.url_string(names[1])
+        finally:
+            for name in names:
+                mysql_server.drop_database(name)
+        return
     template = request.getfixturevalue("pg_template")
     names = [f"cp_inc_{uuid.uuid4().hex[:10]}" for _ in range(2)]
     for name in names:
@@ -75,7 +87,7 @@ def two_urls(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[st
 
 
 def sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "").replace("+asyncmy", "+pymysql")
 
 
 @pytest.fixture
