@@ -87,7 +87,8 @@ def two_urls(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[st
 
 
 def sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "").replace("+asyncmy", "+pymysql")
+    sync = url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    return sync.replace("+asyncmy", "+pymysql")
 
 
 @pytest.fixture
