@@ -224,8 +224,10 @@ class Sweep:
         p = self.planner
         s = p.statements
         yield from p._lock() if not self.dry_run else _none()
-        # MySQL: the batch locks its threads' rows itself (`sweep_locks`)
-        row_locks = s.sweep_locks if self.strategy == "delete" and not self.dry_run else None
+        # MySQL: the batch locks its threads' rows itself (`sweep_locks`), for either
+        # strategy, in the order writers insert (a keep_latest batch that locked the
+        # head rows first deadlocked with a run writing the thread, again and again)
+        row_locks = s.sweep_locks if not self.dry_run else None
         if row_locks is not None and s.sweep_isolation is not None:
             yield Step(s.sweep_isolation)
         size = min(SWEEP_BATCH, self.limit - self.report.threads)
@@ -246,8 +248,11 @@ class Sweep:
         if not threads:
             return
         if row_locks is not None:
-            yield from self._delete_locked(row_locks, threads)
-            return
+            if self.strategy == "delete":
+                yield from self._delete_locked(row_locks, threads)
+                return
+            for lock in row_locks:
+                yield Step(lock, {THREAD_IDS: threads}, fetch=True)
         delete_idle = s.sweep_delete
         if self.strategy == "delete" and not self.dry_run and delete_idle is not None:
             params = {THREAD_IDS: threads, CUTOFF: self.cutoff}
